@@ -1,0 +1,1 @@
+"""The exercise framework behind ``checkers``: model, text, registry, contexts and runner."""

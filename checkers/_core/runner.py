@@ -1,0 +1,313 @@
+"""Running exercises: check (time-bounded), solve, setup, cleanup, reset and selftest.
+
+Every entry point here turns faults into words: a missing engine, an engine that
+dies mid-check, a timeout or a locked progress database each become a
+:class:`~checkers._core.model.Verdict` or :class:`RunError` with a specific
+message, never a traceback. The notebook UI and the CLI both call this module.
+"""
+
+from __future__ import annotations
+
+import os
+import threading
+import time
+from collections.abc import Callable
+from dataclasses import dataclass, field
+from typing import Any, TypeVar
+
+from checkers._core import registry
+from checkers._core import text as texts
+from checkers._core.context import CheckContext, SolveContext, SolveError, Unmet
+from checkers._core.model import ERROR, FAIL, NEEDS_ENGINE, PASS, TIMEOUT, Exercise, Verdict
+from kernel_helpers import engine as eng
+from kernel_helpers import progress
+
+DEFAULT_CHECK_TIMEOUT = 30.0
+DEFAULT_SOLVE_TIMEOUT = 300.0
+T = TypeVar("T")
+
+
+class RunError(RuntimeError):
+    """A setup, solve or cleanup step failed; the message is meant for a person."""
+
+
+class _Timeout(Exception):
+    pass
+
+
+def check_timeout() -> float:
+    try:
+        return float(os.environ.get("DOCKYARD_CHECK_TIMEOUT", DEFAULT_CHECK_TIMEOUT))
+    except ValueError:
+        return DEFAULT_CHECK_TIMEOUT
+
+
+def autosolve_enabled() -> bool:
+    return os.environ.get("DOCKYARD_AUTOSOLVE", "") not in ("", "0", "false", "no")
+
+
+def _bounded(fn: Callable[[], T], seconds: float) -> T:
+    """Run ``fn`` in a daemon thread and give up after ``seconds``.
+
+    A hung engine call then costs the student one timeout message, not a frozen kernel.
+    """
+    outcome: dict[str, Any] = {}
+
+    def target() -> None:
+        try:
+            outcome["value"] = fn()
+        except BaseException as exc:
+            outcome["error"] = exc
+
+    worker = threading.Thread(target=target, daemon=True, name="dockyard-check")
+    worker.start()
+    worker.join(seconds)
+    if worker.is_alive():
+        raise _Timeout
+    if "error" in outcome:
+        raise outcome["error"]
+    return outcome.get("value")  # type: ignore[return-value]
+
+
+def _describe(exc: BaseException) -> str:
+    text = str(exc).strip() or type(exc).__name__
+    return text.splitlines()[0][:300]
+
+
+def check(
+    exercise_id: str,
+    *,
+    source: str = "notebook",
+    timeout: float | None = None,
+    record: bool = True,
+) -> Verdict:
+    """Grade one exercise from live state and record the attempt.
+
+    ``dockyard check ID``. Raises :class:`registry.UnknownExercise` for a bad id;
+    everything else becomes part of the verdict.
+    """
+    exercise = registry.get(exercise_id)
+    seconds = timeout if timeout is not None else check_timeout()
+    started = time.perf_counter()
+    ctx = CheckContext(exercise)
+    status, message = FAIL, ""
+    store = progress.store()
+    try:
+        store.start_lab(exercise.lab)
+    except progress.ProgressUnavailable as exc:
+        ctx.notes.append(str(exc))
+    try:
+        if exercise.needs_engine:
+            ctx._engine = eng.connect()
+        assert exercise.check_fn is not None, f"{exercise.id} has no check"
+        _bounded(lambda: _run_check_fn(exercise, ctx), seconds)
+    except eng.EngineUnavailable as exc:
+        status, message = NEEDS_ENGINE, texts.reason(ctx._text(), "needs_engine", detail=exc)
+        ctx.fail_remaining("needs_engine", detail=_describe(exc))
+    except _Timeout:
+        status, message = TIMEOUT, texts.reason(ctx._text(), "timeout", seconds=seconds)
+        ctx.results.clear()
+        ctx.fail_remaining("timeout", seconds=seconds)
+    except Exception as exc:
+        status = ERROR
+        key = "engine_lost" if eng.is_engine_fault(exc) else "error"
+        message = texts.reason(ctx._text(), key, detail=_describe(exc))
+        ctx.fail_remaining(key, detail=_describe(exc))
+    else:
+        ctx.fail_remaining("error", detail="the check did not report this step")
+        status = PASS if all(r.passed for r in ctx.results.values()) else FAIL
+    verdict = Verdict(
+        exercise=exercise.id,
+        lab=exercise.lab,
+        title=ctx._text().title,
+        status=status,
+        subchecks=[ctx.results[key] for key in exercise.subchecks],
+        evidence=ctx.evidence,
+        checked_at=progress.now_iso(),
+        duration_ms=round((time.perf_counter() - started) * 1000, 2),
+        message=message,
+        notes=ctx.notes,
+    )
+    if record:
+        _record(store, verdict, ctx, source)
+    return verdict
+
+
+def _run_check_fn(exercise: Exercise, ctx: CheckContext) -> None:
+    assert exercise.check_fn is not None
+    try:
+        exercise.check_fn(ctx)
+    except Unmet as unmet:
+        ctx.fail_remaining(unmet.reason_key, **unmet.fields)
+
+
+def _record(store: progress.Store, verdict: Verdict, ctx: CheckContext, source: str) -> None:
+    try:
+        store.record_attempt(
+            verdict.exercise, verdict.lab, verdict.score, verdict.max_score, verdict.status,
+            verdict.to_dict(), verdict.evidence, source=source, at=verdict.checked_at,
+        )
+        for owned, created in ctx.graded:
+            if not store.record_owned(owned, created):
+                verdict.notes.append(
+                    f"{owned.kind} {owned.resource_id[:12]} is older than this lab, so Dockyard "
+                    "treats it as yours: reset will leave it alone."
+                )
+    except progress.ProgressUnavailable as exc:
+        verdict.notes.append(f"Not saved: {exc}")
+    if store.warning:
+        verdict.notes.append(store.warning)
+        store.warning = ""
+
+
+def _solve_context(exercise: Exercise) -> SolveContext:
+    return SolveContext(exercise, store=progress.store())
+
+
+def _guard(step: str, exercise: Exercise, fn: Callable[[], None], seconds: float) -> None:
+    try:
+        _bounded(fn, seconds)
+    except _Timeout:
+        raise RunError(f"{exercise.id}: {step} did not finish within {seconds:.0f} s") from None
+    except (SolveError, eng.EngineUnavailable) as exc:
+        raise RunError(f"{exercise.id}: {step} failed: {exc}") from None
+    except RunError:
+        raise
+    except Exception as exc:
+        raise RunError(f"{exercise.id}: {step} failed: {_describe(exc)}") from None
+
+
+def setup(exercise_id: str, *, progress_cb: Callable[[str], None] | None = None) -> None:
+    """Prepare what the exercise needs (lab images), never touching the student's work."""
+    exercise = registry.get(exercise_id)
+    try:
+        progress.store().start_lab(exercise.lab)
+    except progress.ProgressUnavailable as exc:
+        raise RunError(str(exc)) from None
+    ctx = _solve_context(exercise)
+
+    def run() -> None:
+        if exercise.images:
+            from kernel_helpers import images
+
+            images.ensure(exercise.images, engine=ctx.engine, log=progress_cb)
+        if exercise.setup_fn:
+            exercise.setup_fn(ctx)
+
+    _guard("setup", exercise, run, DEFAULT_SOLVE_TIMEOUT * 3)
+
+
+def solve(exercise_id: str) -> None:
+    """``dockyard solve ID``: apply the reference solution through the engine."""
+    exercise = registry.get(exercise_id)
+    if exercise.solve_fn is None:
+        raise RunError(f"{exercise.id} has no reference solution")
+    setup(exercise_id)
+    ctx = _solve_context(exercise)
+    solve_fn = exercise.solve_fn
+    _guard("solve", exercise, lambda: solve_fn(ctx), DEFAULT_SOLVE_TIMEOUT)
+
+
+def cleanup(exercise_id: str) -> list[eng.Removal]:
+    """Remove what this exercise created or graded; nothing else."""
+    exercise = registry.get(exercise_id)
+    ctx = _solve_context(exercise)
+    removed: list[eng.Removal] = []
+
+    def run() -> None:
+        if exercise.cleanup_fn:
+            exercise.cleanup_fn(ctx)
+        if exercise.needs_engine:
+            store = progress.store()
+            owned = store.owned(exercise=exercise.id)
+            removed.extend(eng.remove_owned(ctx.engine, exercise.lab, owned, exercise=exercise.id))
+            store.forget_owned([r.resource_id for r in removed if not r.error])
+
+    _guard("cleanup", exercise, run, DEFAULT_SOLVE_TIMEOUT)
+    return removed
+
+
+@dataclass
+class ResetReport:
+    removed: list[eng.Removal] = field(default_factory=list)
+    problems: list[str] = field(default_factory=list)
+
+
+def reset(lab: str | None = None, include_images: bool = False) -> ResetReport:
+    """``dockyard reset [LAB]``: remove labelled and graded resources, nothing else."""
+    lab = registry.resolve_lab(lab) if lab else None
+    report = ResetReport()
+    store = progress.store()
+    for exercise in registry.all_exercises(lab):
+        if exercise.cleanup_fn:
+            try:
+                _guard("cleanup", exercise, lambda e=exercise: e.cleanup_fn(_solve_context(e)), 60)  # type: ignore[misc]
+            except RunError as exc:
+                report.problems.append(str(exc))
+    try:
+        engine = eng.connect()
+    except eng.EngineUnavailable as exc:
+        report.problems.append(f"Docker resources were not touched: {exc}")
+        return report
+    report.removed = eng.remove_owned(engine, lab, store.owned(lab), include_images=include_images)
+    store.forget_owned([r.resource_id for r in report.removed if not r.error])
+    report.problems.extend(f"{r.kind} {r.name}: {r.error}" for r in report.removed if r.error)
+    return report
+
+
+@dataclass
+class SelftestRow:
+    exercise: str
+    before: str = ""
+    after: str = ""
+    ok: bool = False
+    problem: str = ""
+    seconds: float = 0.0
+
+
+def selftest_one(exercise: Exercise) -> SelftestRow:
+    """cleanup → setup → check (must fail) → solve → check (must pass) → cleanup."""
+    row = SelftestRow(exercise.id)
+    started = time.perf_counter()
+    try:
+        cleanup(exercise.id)
+        setup(exercise.id)
+        before = check(exercise.id, source="selftest")
+        row.before = f"{before.status} {before.score}/{before.max_score}"
+        if before.status != FAIL:
+            row.problem = (
+                "the check passed before the solution ran" if before.passed
+                else f"the check could not run before the solution: {before.message}"
+            )
+            return row
+        solve(exercise.id)
+        after = check(exercise.id, source="selftest")
+        row.after = f"{after.status} {after.score}/{after.max_score}"
+        if not after.passed:
+            failing = [s for s in after.subchecks if not s.passed]
+            detail = after.message or "; ".join(f"{s.key}: {s.reason}" for s in failing)
+            row.problem = f"the check did not pass after the solution: {detail}"
+            return row
+        row.ok = True
+    except RunError as exc:
+        row.problem = str(exc)
+    finally:
+        try:
+            cleanup(exercise.id)
+        except RunError as exc:
+            row.ok = False
+            row.problem = row.problem or str(exc)
+        row.seconds = round(time.perf_counter() - started, 2)
+    return row
+
+
+def engine_missing_for(exercises: list[Exercise]) -> str:
+    """Why selftest cannot run the engine exercises here, or '' when it can."""
+    if not any(e.needs_engine for e in exercises):
+        return ""
+    try:
+        eng.connect()
+    except eng.EngineUnavailable as exc:
+        return str(exc)
+    return ""
+
