@@ -13,7 +13,7 @@ import json
 import os
 import sqlite3
 import time
-from collections.abc import Iterator
+from collections.abc import Iterable, Iterator
 from contextlib import contextmanager
 from dataclasses import dataclass
 from datetime import datetime, timezone
@@ -191,8 +191,18 @@ class Store:
         evidence: dict[str, Any],
         source: str = "notebook",
         at: str | None = None,
-    ) -> None:
+        graded: Iterable[tuple[Owned, datetime]] = (),
+    ) -> list[Owned]:
+        """Write one attempt and the resources it graded, in a single transaction.
+
+        Returns the graded resources that were *not* recorded as owned because they
+        are older than their lab: those belong to the student.
+        """
+        refused: list[Owned] = []
         with self._transaction() as conn:
+            for owned, created in graded:
+                if not self._insert_owned(conn, owned, created):
+                    refused.append(owned)
             conn.execute(
                 "INSERT INTO attempts (exercise, lab, at, score, max_score, status, verdict, "
                 "evidence, source) VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?)",
@@ -201,9 +211,13 @@ class Store:
                     json.dumps(verdict, default=str), json.dumps(evidence, default=str), source,
                 ),
             )
+        return refused
 
     def start_lab(self, lab: str, at: str | None = None) -> str:
         """Record when a lab started (first time only) and return that time."""
+        started = self.lab_started(lab)
+        if started:
+            return started
         with self._transaction() as conn:
             conn.execute(
                 "INSERT OR IGNORE INTO labs (lab, started_at) VALUES (?, ?)", (lab, at or now_iso())
@@ -219,18 +233,22 @@ class Store:
 
         Anything older belongs to the student, whatever its name says.
         """
-        started = self.lab_started(owned.lab)
-        if started is None or created_at < datetime.fromisoformat(started):
-            return False
         with self._transaction() as conn:
-            conn.execute(
-                "INSERT OR REPLACE INTO owned (kind, resource_id, lab, exercise, created_at, "
-                "recorded_at) VALUES (?, ?, ?, ?, ?, ?)",
-                (
-                    owned.kind, owned.resource_id, owned.lab, owned.exercise,
-                    created_at.isoformat(), now_iso(),
-                ),
-            )
+            return self._insert_owned(conn, owned, created_at)
+
+    @staticmethod
+    def _insert_owned(conn: sqlite3.Connection, owned: Owned, created_at: datetime) -> bool:
+        row = conn.execute("SELECT started_at FROM labs WHERE lab = ?", (owned.lab,)).fetchone()
+        if row is None or created_at < datetime.fromisoformat(row[0]):
+            return False
+        conn.execute(
+            "INSERT OR REPLACE INTO owned (kind, resource_id, lab, exercise, created_at, "
+            "recorded_at) VALUES (?, ?, ?, ?, ?, ?)",
+            (
+                owned.kind, owned.resource_id, owned.lab, owned.exercise,
+                created_at.isoformat(), now_iso(),
+            ),
+        )
         return True
 
     def forget_owned(self, resource_ids: list[str]) -> None:

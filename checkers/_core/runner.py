@@ -143,16 +143,16 @@ def _run_check_fn(exercise: Exercise, ctx: CheckContext) -> None:
 
 def _record(store: progress.Store, verdict: Verdict, ctx: CheckContext, source: str) -> None:
     try:
-        store.record_attempt(
+        refused = store.record_attempt(
             verdict.exercise, verdict.lab, verdict.score, verdict.max_score, verdict.status,
             verdict.to_dict(), verdict.evidence, source=source, at=verdict.checked_at,
+            graded=ctx.graded,
         )
-        for owned, created in ctx.graded:
-            if not store.record_owned(owned, created):
-                verdict.notes.append(
-                    f"{owned.kind} {owned.resource_id[:12]} is older than this lab, so Dockyard "
-                    "treats it as yours: reset will leave it alone."
-                )
+        verdict.notes.extend(
+            f"{owned.kind} {owned.resource_id[:12]} is older than this lab, so Dockyard treats "
+            "it as yours: reset will leave it alone."
+            for owned in refused
+        )
     except progress.ProgressUnavailable as exc:
         verdict.notes.append(f"Not saved: {exc}")
     if store.warning:
