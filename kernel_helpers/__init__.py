@@ -4,7 +4,7 @@
 re-exported here and loaded on first use, so the import itself costs almost nothing
 (no docker SDK, no ipywidgets, no kubernetes client) and works on Binder, where
 there is no Docker engine. Backends live one per module: ``engine`` (Docker),
-``images``, ``progress`` (the SQLite store), ``widgets``, ``workspace``, ``doctor``.
+``images``, ``progress`` (the SQLite store), ``widgets``, ``workspace``, ``diagnostics`` (doctor).
 """
 
 from __future__ import annotations

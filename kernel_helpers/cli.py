@@ -40,7 +40,7 @@ def _print_json(data: Any) -> None:
 @app.command()
 def doctor(as_json: Annotated[bool, typer.Option("--json")] = False) -> None:
     """Check the environment: engine, version, context, cgroups, memory, disk, images."""
-    from kernel_helpers import doctor as doc
+    from kernel_helpers import diagnostics as doc
 
     report = doc.run()
     if as_json:

@@ -52,34 +52,39 @@ def labels(lab: str, exercise: str = "") -> dict[str, str]:
 
 
 def _context_endpoint(name: str) -> Endpoint | None:
-    from docker.context import ContextAPI
+    """The engine address stored for a docker context (``docker context inspect NAME``).
 
+    Read from the context's ``meta.json`` directly: the SDK's ``ContextAPI`` returns
+    None for contexts the current docker CLI writes.
+    """
+    import hashlib
+    import json
+
+    config_dir = Path(os.environ.get("DOCKER_CONFIG") or Path.home() / ".docker")
+    digest = hashlib.sha256(name.encode()).hexdigest()
     try:
-        context = ContextAPI.get_context(name)
-    except Exception:  # a broken context file must not hide the other candidates
+        meta = json.loads((config_dir / "contexts" / "meta" / digest / "meta.json").read_text())
+        host = meta["Endpoints"]["docker"]["Host"]
+    except (OSError, ValueError, KeyError, TypeError):
         return None
-    host = getattr(context, "Host", None) if context is not None else None
-    return Endpoint(host, f"docker context '{name}'") if host else None
+    return Endpoint(str(host), f"docker context '{name}'") if host else None
 
 
 def candidate_endpoints() -> list[Endpoint]:
     """Where to look for the engine, in the order the docker CLI itself uses.
 
     ``DOCKER_HOST`` wins, then ``DOCKER_CONTEXT``, then the config's current context,
-    then the usual sockets (Linux, Docker Desktop on macOS, rootless).
+    then (for the default context) the usual sockets: Linux, Docker Desktop, rootless.
     """
     if os.environ.get("DOCKER_HOST"):
         return [Endpoint(os.environ["DOCKER_HOST"], "DOCKER_HOST")]
     found: list[Endpoint] = []
-    context_name = os.environ.get("DOCKER_CONTEXT")
-    if not context_name:
-        from docker.context.config import get_current_context_name
-
-        context_name = get_current_context_name()
-    if context_name and context_name != "default":
+    context_name = current_context()
+    if context_name != "default":
+        # Like the docker CLI: a chosen context is the only place to look.
         endpoint = _context_endpoint(context_name)
-        if endpoint:
-            found.append(endpoint)
+        # An empty url stands for a context that names no engine; connect() says so.
+        return [endpoint or Endpoint("", f"docker context '{context_name}'")]
     sockets = [
         Path("/var/run/docker.sock"),
         Path.home() / ".docker/run/docker.sock",
@@ -135,6 +140,10 @@ def connect(*, timeout: int = DEFAULT_API_TIMEOUT, fresh: bool = False) -> Engin
             raise EngineUnavailable(f"the docker SDK is not installed ({exc})") from exc
         tried: list[str] = []
         for endpoint in candidate_endpoints():
+            if not endpoint.url:
+                tried.append(f"{endpoint.source}: no such context, or it has no docker endpoint "
+                             "(`docker context ls` lists them)")
+                continue
             local_socket = endpoint.source == "default socket"
             if local_socket and not Path(endpoint.url[len("unix://") :]).exists():
                 tried.append(f"{endpoint.url} ({endpoint.source}): no such socket")
@@ -162,10 +171,27 @@ def available() -> bool:
 
 
 def _short(exc: BaseException) -> str:
-    text = str(exc).strip().splitlines()[0] if str(exc).strip() else type(exc).__name__
-    if "Permission denied" in str(exc):
-        text += " (add yourself to the 'docker' group, or run Docker Desktop)"
+    """One readable line for a connection failure, instead of urllib3's nested reprs."""
+    raw = str(exc)
+    if "FileNotFoundError" in raw or "No such file" in raw:
+        return "no such socket (nothing listens there)"
+    if "Permission denied" in raw or "PermissionError" in raw:
+        return "permission denied (add yourself to the 'docker' group, or use Docker Desktop)"
+    if "Connection refused" in raw or "ConnectionRefusedError" in raw:
+        return "connection refused (the engine is not running)"
+    if "timed out" in raw.lower():
+        return "timed out (the engine did not answer)"
+    text = raw.strip().splitlines()[0] if raw.strip() else type(exc).__name__
     return text[:200]
+
+
+def current_context() -> str:
+    """The docker context the CLI would use (``docker context show``)."""
+    if os.environ.get("DOCKER_CONTEXT"):
+        return os.environ["DOCKER_CONTEXT"]
+    from docker.context.config import get_current_context_name
+
+    return get_current_context_name() or "default"
 
 
 def is_engine_fault(exc: BaseException) -> bool:

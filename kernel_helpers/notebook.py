@@ -145,7 +145,7 @@ def build_images(*names: str) -> None:
 
 def doctor() -> Any:
     """The environment check, as a table (``dockyard doctor``)."""
-    from kernel_helpers import doctor as doc
+    from kernel_helpers import diagnostics as doc
 
     return doc.run()
 

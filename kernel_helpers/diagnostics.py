@@ -7,6 +7,7 @@ labs can run when every finding marked ``required`` is fine.
 from __future__ import annotations
 
 import html
+import os
 import shutil
 from dataclasses import asdict, dataclass, field
 from typing import Any
@@ -69,11 +70,13 @@ def run() -> Report:
     try:
         engine = eng.connect()
     except eng.EngineUnavailable as exc:
-        add(Finding("engine", False, str(exc), eng.START_DOCKER_HELP))
+        add(Finding("engine", False, str(exc)))  # the message already says how to start it
+        add(_context_finding())
         add(_store_finding())
         return report
     info = engine.info()
     add(Finding("engine", True, f"reachable at {engine.endpoint.url} ({engine.endpoint.source})"))
+    add(_context_finding())
     add(Finding("server version", True, f"Docker {info.get('ServerVersion', '?')}, "
                 f"API {engine.client.api.api_version}, {info.get('OperatingSystem', '?')}"))
     cgroup = str(info.get("CgroupVersion", "1"))
@@ -101,6 +104,12 @@ def run() -> Report:
                 "`dockyard images build`", required=False))
     add(_store_finding())
     return report
+
+
+def _context_finding() -> Finding:
+    host = os.environ.get("DOCKER_HOST")
+    detail = f"DOCKER_HOST={host}" if host else f"docker context '{eng.current_context()}'"
+    return Finding("context", True, detail, required=False)
 
 
 def _disk_finding(info: dict[str, Any], engine: eng.Engine) -> Finding:
