@@ -240,6 +240,7 @@ def _check_startup_time(ctx: CheckContext) -> None:
     times = {c.name: startup_seconds(c) for c in found}
     median = statistics.median(times.values())
     ctx.evidence.update(startup_seconds=times, median_seconds=median)
+    ctx.notes.append(f"Measured: the median start-up took {median * 1000:.0f} ms.")
     ctx.result("fast", median < 5.0, "fast", median=median)
 
 
@@ -397,6 +398,9 @@ def _check_density(ctx: CheckContext) -> None:
         measured = pool.map(memory_usage_mib, running)
     usage = {c.name: round(mib, 3) for c, mib in zip(running, measured, strict=True)}
     ctx.evidence.update(memory_mib=usage, total_mib=round(sum(usage.values()), 2))
+    total = sum(usage.values())
+    ctx.notes.append(f"Measured: {len(usage)} containers use {total:.1f} MiB of memory in all, "
+                     f"{total / len(usage):.2f} MiB each.")
     heavy = [name for name, mib in usage.items() if mib >= DENSE_MAX_MIB]
     ctx.result("light", not heavy, "light", heavy=", ".join(heavy), DENSE_MAX_MIB=DENSE_MAX_MIB)
 

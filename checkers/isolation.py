@@ -119,7 +119,8 @@ memory_limit = Exercise(
             "`docker run --help` lists `--memory`; its value takes a unit suffix like `m`.",
             "Without `--memory-swap` set to the same value, the container may swap instead of "
             "being killed.",
-            "`docker inspect dy-oom --format '{{.State.OOMKilled}}'` shows what the check reads.",
+            "`docker inspect dy-oom --format '{{.State.OOMKilled}}'` (in a terminal or a %%bash "
+            "cell) shows what the check reads.",
         ),
         reasons={
             "limit": "dy-oom's memory limit is {actual}; it should be 32 MiB (33554432 bytes).",

@@ -49,6 +49,9 @@ class Report:
         verdict = "The Docker labs can run here." if self.ok else "The Docker labs cannot run yet."
         return "\n".join([*lines, verdict])
 
+    def _repr_pretty_(self, printer: Any, cycle: bool) -> None:
+        printer.text(str(self))
+
     def _repr_html_(self) -> str:
         rows = "".join(
             f"<tr><td>{'✓' if f.ok else ('✗' if f.required else '!')}</td>"

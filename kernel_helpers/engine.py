@@ -119,6 +119,7 @@ class Engine:
 
 _lock = threading.Lock()
 _cached: Engine | None = None
+_cached_for: tuple[str, str] = ("", "")
 
 
 def connect(*, timeout: int = DEFAULT_API_TIMEOUT, fresh: bool = False) -> Engine:
@@ -126,9 +127,11 @@ def connect(*, timeout: int = DEFAULT_API_TIMEOUT, fresh: bool = False) -> Engin
 
     Raises :class:`EngineUnavailable` naming every endpoint tried and why it failed.
     """
-    global _cached
+    global _cached, _cached_for
+    # A changed DOCKER_HOST or DOCKER_CONTEXT means another engine: do not reuse the old one.
+    wanted = (os.environ.get("DOCKER_HOST", ""), os.environ.get("DOCKER_CONTEXT", ""))
     with _lock:
-        if _cached is not None and not fresh:
+        if _cached is not None and not fresh and wanted == _cached_for:
             try:
                 _cached.client.ping()
                 return _cached
@@ -154,7 +157,7 @@ def connect(*, timeout: int = DEFAULT_API_TIMEOUT, fresh: bool = False) -> Engin
             except Exception as exc:
                 tried.append(f"{endpoint.url} ({endpoint.source}): {_short(exc)}")
                 continue
-            _cached = Engine(client=client, endpoint=endpoint)
+            _cached, _cached_for = Engine(client=client, endpoint=endpoint), wanted
             return _cached
         raise EngineUnavailable(
             "no Docker engine answered. Tried: " + "; ".join(tried) + ". " + START_DOCKER_HELP
@@ -283,9 +286,6 @@ def remove_owned(
         label_filter = [LAB_LABEL]
     removed: list[Removal] = []
 
-    def spare_images_lab(resource_labels: dict[str, str] | None) -> bool:
-        return not include_images and (resource_labels or {}).get(LAB_LABEL) == IMAGES_LAB
-
     def attempt(kind: str, name: str, rid: str, why: str, action: Any) -> None:
         try:
             action()
@@ -317,9 +317,12 @@ def remove_owned(
         except NotFound:
             continue
     for container in containers:
-        if spare_images_lab(container.labels):
+        recorded_here = container.id in by_kind["container"]
+        # Containers inherit their image's labels: one run from a lab image is not ours
+        # unless a check graded it.
+        if (container.labels or {}).get(LAB_LABEL) == IMAGES_LAB and not recorded_here:
             continue
-        why = "labelled" if container.id in seen else "graded"
+        why = "graded" if recorded_here else "labelled"
         attempt(
             "container", container.name, container.id, why,
             lambda c=container: c.remove(force=True, v=False),
@@ -336,10 +339,18 @@ def remove_owned(
     for volume in volumes:
         attempt("volume", volume.name, volume.id, "labelled/graded", volume.remove)
 
+    from kernel_helpers.images import IMAGES
+
+    lab_tags = {spec.tag for spec in IMAGES}
     images = client.images.list(filters={"label": label_filter})
-    images += [i for i in (_get_or_none(client.images.get, rid) for rid in by_kind["image"]) if i]
-    for image in images:
-        if spare_images_lab(image.labels):
+    recorded_images = [
+        i for i in (_get_or_none(client.images.get, rid) for rid in by_kind["image"]) if i
+    ]
+    for image in images + recorded_images:
+        # Images built FROM a lab image inherit its labels: only the lab's own tags go.
+        lab_image = (image.labels or {}).get(LAB_LABEL) == IMAGES_LAB
+        wanted = include_images and bool(lab_tags & set(image.tags))
+        if lab_image and image not in recorded_images and not wanted:
             continue
         attempt(
             "image", ",".join(image.tags) or image.short_id, image.id, "labelled/graded",

@@ -8,6 +8,7 @@ proves that a whole notebook can reach 100 %.
 
 from __future__ import annotations
 
+from pathlib import Path
 from typing import Any
 
 from kernel_helpers import engine as eng
@@ -50,6 +51,12 @@ def start_lab(lab: str) -> Any:
         print(f"Docker engine: {engine.endpoint.url} (server {engine.info().get('ServerVersion')})")
     except eng.EngineUnavailable as exc:
         print(f"No Docker engine here, so live checks will say so. ({exc})")
+    # Exercises ask for files in the workspace; without `dockyard lab` (Binder, a fresh
+    # DOCKYARD_WORKSPACE) the folder may not exist yet, and %%writefile would fail.
+    try:
+        Path(workspace_root()).mkdir(parents=True, exist_ok=True)
+    except OSError as exc:
+        print(f"Could not create the workspace folder: {exc}")
     print(f"Workspace: {workspace_root()}")
     earned, total = _lab_points(lab)
     return LabProgress(lab, earned, total)
@@ -91,13 +98,20 @@ def check(exercise_id: str) -> Any:
     return _check(exercise_id)
 
 
-def hint(exercise_id: str, number: int = 1) -> str:
+class HintText(str):
+    """A hint that a notebook shows as plain text, not as a quoted string."""
+
+    def _repr_pretty_(self, printer: Any, cycle: bool) -> None:
+        printer.text(str(self))
+
+
+def hint(exercise_id: str, number: int = 1) -> HintText:
     """Hint ``number`` (1-based) for an exercise."""
     import checkers
 
     hints = checkers.get(exercise_id).localized().hints
     number = max(1, min(number, len(hints)))
-    return f"Hint {number} of {len(hints)}: {hints[number - 1]}"
+    return HintText(f"Hint {number} of {len(hints)}: {hints[number - 1]}")
 
 
 def solve(exercise_id: str) -> None:

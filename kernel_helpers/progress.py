@@ -124,10 +124,12 @@ class Store:
     @contextmanager
     def _transaction(self) -> Iterator[sqlite3.Connection]:
         """One short write transaction, retried past a corrupt file once."""
+        entered = False  # a generator context manager may yield only once
         for attempt in range(2):
             try:
                 with self._connect() as conn:
                     conn.execute("BEGIN IMMEDIATE")
+                    entered = True
                     try:
                         yield conn
                     except BaseException:
@@ -139,13 +141,19 @@ class Store:
                 if "locked" in str(exc) or "busy" in str(exc):
                     raise ProgressUnavailable(
                         f"the progress database {self.path} stayed locked for "
-                        f"{self.busy_timeout_s:.0f} s by another program; this result was not "
+                        f"{self.busy_timeout_s:g} s by another program; this result was not "
                         "saved. Close other Dockyard processes and check again."
                     ) from exc
                 raise ProgressUnavailable(f"cannot write {self.path}: {exc}") from exc
             except sqlite3.DatabaseError as exc:
                 if attempt == 0 and self._quarantine(exc):
-                    continue
+                    if not entered:
+                        continue
+                    # The damage showed up mid-write: the file is set aside, the next write
+                    # starts afresh, but this one cannot be replayed from here.
+                    raise ProgressUnavailable(
+                        f"cannot use {self.path}: {exc}; this result was not saved"
+                    ) from exc
                 raise ProgressUnavailable(f"cannot use {self.path}: {exc}") from exc
 
     def _read(self, sql: str, args: tuple[Any, ...] = ()) -> list[tuple[Any, ...]]:
@@ -167,6 +175,12 @@ class Store:
             return False
         stamp = time.strftime("%Y%m%d-%H%M%S")
         kept = self.path.with_name(f"{self.path.stem}.corrupt-{stamp}{self.path.suffix}")
+        serial = 1
+        while kept.exists():  # never overwrite an earlier kept copy
+            serial += 1
+            kept = self.path.with_name(
+                f"{self.path.stem}.corrupt-{stamp}-{serial}{self.path.suffix}"
+            )
         for suffix in ("", "-wal", "-shm"):
             part = Path(str(self.path) + suffix)
             if part.exists():

@@ -143,7 +143,9 @@ class SolveContext(_Base):
         if container is None:
             return
         owned_ids = {o.resource_id for o in self.store.owned(exercise=self.exercise.id)}
-        if container.labels.get(eng.LAB_LABEL) or container.id in owned_ids:
+        # A container run from a lab image inherits the image's `_images` label: not ours.
+        lab_label = (container.labels or {}).get(eng.LAB_LABEL)
+        if (lab_label and lab_label != eng.IMAGES_LAB) or container.id in owned_ids:
             container.remove(force=True)
             return
         raise SolveError(

@@ -103,10 +103,11 @@ def check(
         _bounded(lambda: _run_check_fn(exercise, ctx), seconds)
     except eng.EngineUnavailable as exc:
         status, message = NEEDS_ENGINE, texts.reason(ctx._text(), "needs_engine", detail=exc)
-        ctx.fail_remaining("needs_engine", detail=_describe(exc))
+        ctx.fail_remaining("needs_engine_short")
     except _Timeout:
         status, message = TIMEOUT, texts.reason(ctx._text(), "timeout", seconds=seconds)
-        ctx.results.clear()
+        # The abandoned thread may still write into ctx: report from a fresh one.
+        ctx = CheckContext(exercise, text=ctx.text, notes=ctx.notes)
         ctx.fail_remaining("timeout", seconds=seconds)
     except Exception as exc:
         status = ERROR

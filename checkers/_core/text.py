@@ -32,8 +32,9 @@ COMMON_REASONS = {
     "not_running": "'{name}' is {status}, but it should be running.",
     "blocked": "Not checked yet: fix '{first}' first.",
     "needs_engine": "This exercise needs a Docker engine: {detail}",
+    "needs_engine_short": "Not checked: no Docker engine answered (see above).",
     "timeout": (
-        "The check did not finish within {seconds:.0f} s, so it was stopped. The engine may be "
+        "The check did not finish within {seconds:g} s, so it was stopped. The engine may be "
         "overloaded; try again, and run `dockyard doctor` if it keeps happening."
     ),
     "engine_lost": "The Docker engine stopped answering during the check: {detail}",
@@ -63,7 +64,7 @@ def _catalog(lang: str) -> dict[str, dict[str, Any]]:
 
 def translate(exercise_id: str, text: Text, lang: str | None = None) -> Text:
     entry = _catalog(lang or language()).get(exercise_id)
-    if not entry:
+    if not entry or not isinstance(entry, dict):
         return text
     merged: dict[str, Any] = {}
     for key in ("title", "task"):
