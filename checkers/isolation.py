@@ -277,7 +277,7 @@ def _check_pids_limit(ctx: CheckContext) -> None:
                actual=limit if limit > 0 else "unlimited", PIDS_LIMIT=PIDS_LIMIT)
     # `docker top` lists the container's processes in one quick call; stats waits for a tick.
     current = len(container.top().get("Processes") or []) if container.status == "running" else 0
-    log = container.logs(tail=200).decode("utf-8", "replace")
+    log = ctx.output(container, tail=200)
     refusals = [line for line in log.splitlines() if "can't fork" in line]
     ctx.evidence.update(pids_limit=limit, pids_current=current, refusals=len(refusals))
     if container.status == "running":
@@ -485,7 +485,7 @@ def _check_borrowed_tool(ctx: CheckContext) -> None:
         state.get("ExitCode") == 0
     ctx.result("ran-jq", ran_jq, "ran-jq", command=" ".join(command), status=container.status,
                code=state.get("ExitCode"))
-    output = container.logs(stdout=True, stderr=False).decode("utf-8", "replace").strip()
+    output = ctx.output(container, stderr=False)
     ctx.evidence["output"] = output
     ctx.result("answer", output == JQ_ANSWER, "answer", actual=output)
 

@@ -132,11 +132,9 @@ def connect(*, timeout: int = DEFAULT_API_TIMEOUT, fresh: bool = False) -> Engin
     wanted = (os.environ.get("DOCKER_HOST", ""), os.environ.get("DOCKER_CONTEXT", ""))
     with _lock:
         if _cached is not None and not fresh and wanted == _cached_for:
-            try:
-                _cached.client.ping()
-                return _cached
-            except Exception:
-                _cached = None
+            # No ping here: a check's own calls fail fast if the engine went away, and
+            # forget() then makes the next connect() look again.
+            return _cached
         try:
             import docker
         except ImportError as exc:  # pragma: no cover - docker is a hard dependency
@@ -162,6 +160,13 @@ def connect(*, timeout: int = DEFAULT_API_TIMEOUT, fresh: bool = False) -> Engin
         raise EngineUnavailable(
             "no Docker engine answered. Tried: " + "; ".join(tried) + ". " + START_DOCKER_HELP
         )
+
+
+def forget() -> None:
+    """Drop the cached connection (after the engine stopped answering)."""
+    global _cached
+    with _lock:
+        _cached = None
 
 
 def available() -> bool:
@@ -225,6 +230,11 @@ def parse_time(stamp: str) -> datetime:
         frac = "0"
     when = datetime.fromisoformat(f"{main}.{frac[:6].ljust(6, '0')}{offset}")
     return when if when.tzinfo else when.replace(tzinfo=timezone.utc)
+
+
+def parse_time_ns(event: dict[str, Any]) -> datetime:
+    """When an engine event happened (its ``timeNano`` field)."""
+    return datetime.fromtimestamp(int(event.get("timeNano", 0)) / 1e9, tz=timezone.utc)
 
 
 def find_container(engine: Engine, name: str) -> Container | None:

@@ -8,6 +8,7 @@ always labelled, so reset can find them again.
 from __future__ import annotations
 
 import contextlib
+from collections import OrderedDict
 from dataclasses import dataclass, field
 from datetime import datetime
 from typing import TYPE_CHECKING, Any
@@ -18,6 +19,9 @@ from kernel_helpers import engine as eng
 
 if TYPE_CHECKING:
     from docker.models.containers import Container
+
+
+_finished_logs: OrderedDict[tuple[Any, ...], str] = OrderedDict()
 
 
 class Unmet(Exception):
@@ -121,6 +125,25 @@ class CheckContext(_Base):
             "status": container.status,
         }
         return container
+
+    def output(self, container: Container, *, stderr: bool = True, tail: int | str = "all") -> str:
+        """``docker logs NAME``, stripped.
+
+        A finished container's output cannot change until it runs again, so it is read
+        once per (id, start, finish); the container's state is still inspected live.
+        """
+        state = container.attrs.get("State", {})
+        key = (container.id, state.get("StartedAt"), state.get("FinishedAt"), stderr, tail)
+        finished = container.status in ("exited", "dead")
+        if finished and key in _finished_logs:
+            return _finished_logs[key]
+        raw = container.logs(stdout=True, stderr=stderr, tail=tail)
+        text = raw.decode("utf-8", "replace").strip()
+        if finished:
+            _finished_logs[key] = text
+            while len(_finished_logs) > 256:
+                _finished_logs.popitem(last=False)
+        return text
 
     def require_running(self, container: Container) -> None:
         if container.status != "running":

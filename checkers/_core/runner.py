@@ -112,6 +112,8 @@ def check(
     except Exception as exc:
         status = ERROR
         key = "engine_lost" if eng.is_engine_fault(exc) else "error"
+        if key == "engine_lost":
+            eng.forget()
         message = texts.reason(ctx._text(), key, detail=_describe(exc))
         ctx.fail_remaining(key, detail=_describe(exc))
     else:
