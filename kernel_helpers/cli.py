@@ -83,6 +83,9 @@ def lab(
     command = [sys.executable, "-m", "jupyter", "lab", f"--notebook-dir={target}"]
     if no_browser:
         command.append("--no-browser")
+    if hasattr(os, "geteuid") and os.geteuid() == 0:
+        # Workshop VMs and containers often run as root; JupyterLab refuses without this.
+        command.append("--allow-root")
     raise typer.Exit(subprocess.call(command, env=env))
 
 
