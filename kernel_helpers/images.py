@@ -8,6 +8,7 @@ lab reset leaves these (slow to rebuild) images in place.
 
 from __future__ import annotations
 
+import json
 from collections.abc import Callable, Iterable
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -33,14 +34,27 @@ class ImageSpec:
     summary: str = ""
 
 
-IMAGES: tuple[ImageSpec, ...] = (
-    ImageSpec("api-v1", "api", "dockyard/api:1", {"API_VERSION": "1"},
-              summary="sample HTTP API, version 1"),
-    ImageSpec("api-v2", "api", "dockyard/api:2", {"API_VERSION": "2"},
-              summary="sample HTTP API, version 2"),
-    ImageSpec("tools", "tools", "dockyard/tools:1", base="debian:bookworm-slim",
-              summary="jq and sample data, to use tools without installing them"),
-)
+def discover(images_dir: Path = IMAGES_DIR) -> tuple[ImageSpec, ...]:
+    """Read every ``labs/images/<context>/image.json``, lab images built on others last.
+
+    Each file names its Dockerfile's ``base`` and the images it builds (name, tag,
+    build args, summary), so a lab adds an image by adding a folder, not by editing here.
+    """
+    found: list[ImageSpec] = []
+    for manifest in sorted(images_dir.glob("*/image.json")):
+        data = json.loads(manifest.read_text(encoding="utf-8"))
+        for item in data["images"]:
+            found.append(ImageSpec(
+                name=item["name"], context=manifest.parent.name, tag=item["tag"],
+                buildargs=dict(item.get("buildargs", {})),
+                base=item.get("base", data.get("base", "busybox:latest")),
+                summary=item.get("summary", ""),
+            ))
+    tags = {spec.tag for spec in found}
+    return tuple(sorted(found, key=lambda spec: spec.base in tags))
+
+
+IMAGES: tuple[ImageSpec, ...] = discover()
 
 Log = Callable[[str], None]
 
@@ -98,6 +112,8 @@ def build(image: ImageSpec, engine: eng.Engine, log: Log | None = None) -> str:
             f"{context}/Dockerfile is missing: lab images build from a Dockyard checkout "
             "(`pip install -e .` in the repository)."
         )
+    if not present(engine, image.base) and local_image_name(image.base):
+        build(spec(image.base), engine, log)
     if not present(engine, image.base):
         raise ImageBuildError(
             f"{image.tag} starts FROM {image.base}, which is not on this engine, and Dockyard "

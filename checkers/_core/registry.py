@@ -14,7 +14,7 @@ from typing import TYPE_CHECKING
 if TYPE_CHECKING:
     from checkers._core.model import Exercise
 
-#: Notebook name -> checker module, in course order.
+#: Notebook name -> checker module. Course order is the notebooks' numeric order.
 LAB_MODULES: dict[str, str] = {
     "00-welcome": "checkers.welcome",
     "01-containers-vs-vms": "checkers.containers_vs_vms",
@@ -51,7 +51,7 @@ def all_exercises(lab: str | None = None) -> list[Exercise]:
     load_all()
     if lab is not None:
         lab = resolve_lab(lab)
-    order = list(LAB_MODULES)
+    order = sorted(LAB_MODULES)
     found = [e for e in _exercises.values() if lab is None or e.lab == lab]
     # Stable course order: by lab, then by declaration order within the lab.
     return sorted(found, key=lambda e: order.index(e.lab))
@@ -72,8 +72,8 @@ def resolve_lab(name: str) -> str:
     """Accept ``02-isolation``, ``02`` or ``isolation`` for a lab."""
     if name in LAB_MODULES:
         return name
-    for lab in LAB_MODULES:
+    for lab in sorted(LAB_MODULES):
         number, _, slug = lab.partition("-")
         if name in (number, slug, str(int(number))):
             return lab
-    raise UnknownLab(f"there is no lab '{name}'. Labs: {', '.join(LAB_MODULES)}.")
+    raise UnknownLab(f"there is no lab '{name}'. Labs: {', '.join(sorted(LAB_MODULES))}.")
