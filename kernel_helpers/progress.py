@@ -51,6 +51,11 @@ CREATE TABLE IF NOT EXISTS owned (
     recorded_at TEXT NOT NULL,
     PRIMARY KEY (kind, resource_id)
 );
+CREATE TABLE IF NOT EXISTS facts (
+    key TEXT PRIMARY KEY,
+    value TEXT NOT NULL,
+    at TEXT NOT NULL
+);
 """
 
 #: Attempts from these sources show in a student's progress; selftest runs do not.
@@ -308,6 +313,20 @@ class Store:
             conn.executemany(
                 "DELETE FROM owned WHERE resource_id = ?", [(r,) for r in resource_ids]
             )
+
+    def set_fact(self, key: str, value: str) -> None:
+        """Remember a fact about what Dockyard did (e.g. "it created this swarm")."""
+        with self._transaction() as conn:
+            conn.execute("INSERT OR REPLACE INTO facts (key, value, at) VALUES (?, ?, ?)",
+                         (key, value, now_iso()))
+
+    def forget_fact(self, key: str) -> None:
+        with self._transaction() as conn:
+            conn.execute("DELETE FROM facts WHERE key = ?", (key,))
+
+    def fact(self, key: str) -> str | None:
+        rows = self._read("SELECT value FROM facts WHERE key = ?", (key,))
+        return rows[0][0] if rows else None
 
     # -- reads ----------------------------------------------------------------
 

@@ -29,6 +29,23 @@ def shipped_notebooks() -> list[Path]:
     return sorted(LABS_DIR.glob("[0-9][0-9]-*.ipynb"))
 
 
+def shipped_files() -> list[Path]:
+    """Notebooks plus each lab's own folder of starter files (``labs/03-portability/...``)."""
+    assets = [p for folder in sorted(LABS_DIR.glob("[0-9][0-9]-*/")) if folder.is_dir()
+              for p in sorted(folder.rglob("*")) if p.is_file() and "__pycache__" not in p.parts]
+    return shipped_notebooks() + assets
+
+
+def lab_folder(lab: str) -> Path:
+    """Where a lab's starter files and the student's files for it live in the workspace."""
+    return root() / lab
+
+
+def _beside(path: Path) -> Path:
+    """``NAME.new.ext`` (or ``NAME.new`` for a file like ``Dockerfile``)."""
+    return path.with_name(f"{path.stem}.new{path.suffix}")
+
+
 def _digest(path: Path) -> str:
     return hashlib.sha256(path.read_bytes()).hexdigest()
 
@@ -42,7 +59,7 @@ class CopyResult:
 
 
 def sync(target: Path | None = None) -> CopyResult:
-    """Copy the shipped notebooks into the workspace without losing a student's edits."""
+    """Copy the shipped notebooks and starter files into the workspace, keeping edits."""
     target = target or root()
     target.mkdir(parents=True, exist_ok=True)
     manifest_path = target / MANIFEST
@@ -51,10 +68,12 @@ def sync(target: Path | None = None) -> CopyResult:
     except (OSError, ValueError):
         manifest = {}
     result = CopyResult([], [], [], [])
-    for source in shipped_notebooks():
-        name, destination = source.name, target / source.name
+    for source in shipped_files():
+        name = source.relative_to(LABS_DIR).as_posix()
+        destination = target / name
         shipped = _digest(source)
         if not destination.exists():
+            destination.parent.mkdir(parents=True, exist_ok=True)
             shutil.copy2(source, destination)
             result.copied.append(name)
         elif _digest(destination) == shipped:
@@ -64,10 +83,10 @@ def sync(target: Path | None = None) -> CopyResult:
             shutil.copy2(source, destination)
             result.refreshed.append(name)
         else:
-            beside = destination.with_suffix(".new.ipynb")
+            beside = _beside(destination)
             if not beside.exists() or _digest(beside) != shipped:
                 shutil.copy2(source, beside)
-                result.beside.append(beside.name)
+                result.beside.append(beside.relative_to(target).as_posix())
             result.kept.append(name)
             continue
         manifest[name] = shipped
