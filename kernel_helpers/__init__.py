@@ -15,6 +15,7 @@ from typing import Any
 __all__ = [
     "build_images",
     "check",
+    "compose_cmd",
     "doctor",
     "exercise",
     "hint",

@@ -307,6 +307,7 @@ def remove_owned(
 
     by_kind: dict[str, set[str]] = {"container": set(), "volume": set(), "network": set()}
     by_kind["image"] = set()
+    by_kind["service"] = set()
     for own in recorded:
         if own.kind in by_kind:
             by_kind[own.kind].add(own.resource_id)
@@ -316,8 +317,16 @@ def remove_owned(
         services = client.services.list(filters={"label": label_filter})
     except APIError:
         services = []  # not a swarm manager: there are no services to remove
+    # Services a check graded (made after the lab started), found again by id.
+    seen_services = {s.id for s in services}
+    for rid in by_kind["service"] - seen_services:
+        try:
+            services.append(client.services.get(rid))
+        except (NotFound, APIError):
+            continue  # gone, or no longer a swarm manager
     for service in services:
-        attempt("service", service.name, service.id, "labelled", service.remove)
+        why = "labelled" if service.id in seen_services else "graded"
+        attempt("service", service.name, service.id, why, service.remove)
 
     containers = client.containers.list(all=True, filters={"label": label_filter})
     seen = {c.id for c in containers}

@@ -157,6 +157,13 @@ def build_images(*names: str) -> None:
             print(f"✗ {exc}")
 
 
+def compose_cmd() -> str:
+    """How Compose is spelled here: ``docker compose`` (v2) or ``docker-compose`` (v1)."""
+    from kernel_helpers import compose
+
+    return compose.command()
+
+
 def doctor() -> Any:
     """The environment check, as a table (``dockyard doctor``)."""
     from kernel_helpers import diagnostics as doc

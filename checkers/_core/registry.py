@@ -19,6 +19,9 @@ LAB_MODULES: dict[str, str] = {
     "00-welcome": "checkers.welcome",
     "01-containers-vs-vms": "checkers.containers_vs_vms",
     "02-isolation": "checkers.isolation",
+    "03-portability": "checkers.portability",
+    "04-multi-container": "checkers.multi_container",
+    "05-orchestration-swarm": "checkers.orchestration_swarm",
 }
 
 _exercises: dict[str, Exercise] = {}
