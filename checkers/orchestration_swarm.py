@@ -203,15 +203,15 @@ def _leave_when_idle(ctx: SolveContext) -> None:
         swarm.leave_if_ours(ctx.engine, ctx.store)
 
 
-def _cleanup_services(ctx: SolveContext) -> None:
+def _cleanup_services(ctx: SolveContext) -> list[eng.Removal]:
     """Remove this exercise's services (labelled, or graded after the lab started)."""
     try:
         engine = ctx.engine
     except eng.EngineUnavailable:
-        return
+        return []
     if not swarm.state(engine).manager:
         swarm.leave_if_ours(engine, ctx.store)  # forgets a stale record, never leaves
-        return
+        return []
     recorded = {o.resource_id for o in ctx.store.owned(exercise=ctx.exercise.id)
                 if o.kind == "service"}
     doomed = [s for s in swarm.services(engine)
@@ -221,6 +221,8 @@ def _cleanup_services(ctx: SolveContext) -> None:
     swarm.remove_services(engine, doomed)
     ctx.store.forget_owned([s.id for s in doomed])
     _leave_when_idle(ctx)
+    return [eng.Removal("service", s.name, s.id,
+                        "graded" if s.id in recorded else "labelled") for s in doomed]
 
 
 # --- 1. A one-node swarm ----------------------------------------------------------------------

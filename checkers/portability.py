@@ -265,7 +265,7 @@ def remove_lab_things(ctx: SolveContext) -> None:
     label = f"{eng.EXERCISE_LABEL}={ctx.exercise.id}"
     for container in ctx.client.containers.list(all=True, filters={"label": label}):
         with contextlib.suppress(NotFound, APIError):
-            container.remove(force=True)
+            container.remove(force=True, v=True)
     for image in ctx.client.images.list(filters={"label": label}):
         for ref in [*image.tags, image.id] if image.tags else [image.id]:
             with contextlib.suppress(NotFound, APIError):
@@ -1171,7 +1171,7 @@ def image_has(ctx: CheckContext, image: Image, path: str) -> bool:
     except NotFound:
         return False
     finally:
-        probe.remove(force=True)
+        probe.remove(force=True, v=True)
 
 
 @multi_stage.check

@@ -344,7 +344,9 @@ def remove_owned(
         why = "graded" if recorded_here else "labelled"
         attempt(
             "container", container.name, container.id, why,
-            lambda c=container: c.remove(force=True, v=False),
+            # v=True: the container's anonymous volumes (an image's VOLUME) go with it;
+            # named volumes are never removed this way.
+            lambda c=container: c.remove(force=True, v=True),
         )
 
     for network in client.networks.list(filters={"label": label_filter}) + [

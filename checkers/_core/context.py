@@ -169,7 +169,7 @@ class SolveContext(_Base):
         # A container run from a lab image inherits the image's `_images` label: not ours.
         lab_label = (container.labels or {}).get(eng.LAB_LABEL)
         if (lab_label and lab_label != eng.IMAGES_LAB) or container.id in owned_ids:
-            container.remove(force=True)
+            container.remove(force=True, v=True)  # anonymous volumes only, never named ones
             return
         raise SolveError(
             f"a container named '{name}' exists that Dockyard did not create or grade, so it "

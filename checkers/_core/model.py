@@ -20,6 +20,8 @@ if TYPE_CHECKING:
 
 CheckHandler = Callable[["CheckContext"], None]
 SolveHandler = Callable[["SolveContext"], None]
+#: A cleanup may return what it removed (``engine.Removal`` items) so reset can report it.
+CleanupHandler = Callable[["SolveContext"], object]
 
 PASS, FAIL, NEEDS_ENGINE, TIMEOUT, ERROR = "pass", "fail", "needs-engine", "timeout", "error"
 
@@ -60,7 +62,7 @@ class Exercise:
     check_fn: CheckHandler | None = field(default=None, repr=False)
     solve_fn: SolveHandler | None = field(default=None, repr=False)
     setup_fn: SolveHandler | None = field(default=None, repr=False)
-    cleanup_fn: SolveHandler | None = field(default=None, repr=False)
+    cleanup_fn: CleanupHandler | None = field(default=None, repr=False)
 
     def __post_init__(self) -> None:
         missing = set(self.subchecks) ^ set(self.text.subchecks)
@@ -88,7 +90,7 @@ class Exercise:
         self.setup_fn = fn
         return fn
 
-    def cleanup(self, fn: SolveHandler) -> SolveHandler:
+    def cleanup(self, fn: CleanupHandler) -> CleanupHandler:
         self.cleanup_fn = fn
         return fn
 

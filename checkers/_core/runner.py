@@ -18,7 +18,16 @@ from typing import Any, TypeVar
 from checkers._core import registry
 from checkers._core import text as texts
 from checkers._core.context import CheckContext, SolveContext, SolveError, Unmet
-from checkers._core.model import ERROR, FAIL, NEEDS_ENGINE, PASS, TIMEOUT, Exercise, Verdict
+from checkers._core.model import (
+    ERROR,
+    FAIL,
+    NEEDS_ENGINE,
+    PASS,
+    TIMEOUT,
+    CleanupHandler,
+    Exercise,
+    Verdict,
+)
 from kernel_helpers import engine as eng
 from kernel_helpers import progress
 
@@ -242,19 +251,31 @@ def reset(lab: str | None = None, include_images: bool = False) -> ResetReport:
     report = ResetReport()
     store = progress.store()
     for exercise in registry.all_exercises(lab):
-        if exercise.cleanup_fn:
-            try:
-                _guard("cleanup", exercise, lambda e=exercise: e.cleanup_fn(_solve_context(e)), 60)  # type: ignore[misc]
-            except RunError as exc:
-                report.problems.append(str(exc))
+        hook = exercise.cleanup_fn
+        if hook is None:
+            continue
+        done: list[object] = []
+
+        def run_hook(
+            e: Exercise = exercise, h: CleanupHandler = hook, out: list[object] = done
+        ) -> None:
+            out.append(h(_solve_context(e)))
+
+        try:
+            _guard("cleanup", exercise, run_hook, 60)
+        except RunError as exc:
+            report.problems.append(str(exc))
+        if done and isinstance(done[0], list):
+            report.removed.extend(r for r in done[0] if isinstance(r, eng.Removal))
     try:
         engine = eng.connect()
     except eng.EngineUnavailable as exc:
         report.problems.append(f"Docker resources were not touched: {exc}")
         return report
-    report.removed = eng.remove_owned(engine, lab, store.owned(lab), include_images=include_images)
-    store.forget_owned([r.resource_id for r in report.removed if not r.error])
-    report.problems.extend(f"{r.kind} {r.name}: {r.error}" for r in report.removed if r.error)
+    removed = eng.remove_owned(engine, lab, store.owned(lab), include_images=include_images)
+    store.forget_owned([r.resource_id for r in removed if not r.error])
+    report.removed.extend(removed)
+    report.problems.extend(f"{r.kind} {r.name}: {r.error}" for r in removed if r.error)
     return report
 
 
