@@ -560,9 +560,8 @@ def _check_compose_file(ctx: CheckContext) -> None:
 
 
 def _write_reference(path: Path, exercise_id: str, port: int | None = None) -> None:
-    path.parent.mkdir(parents=True, exist_ok=True)
-    path.write_text(reference_compose(port or _free_port(WEB_PORT), exercise_id),
-                    encoding="utf-8")
+    # The student's own file, if different, is kept beside it as compose.yaml.mine.
+    workspace.write_keeping(path, reference_compose(port or _free_port(WEB_PORT), exercise_id))
 
 
 def _free_port(preferred: int) -> int:

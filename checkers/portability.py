@@ -106,10 +106,7 @@ def copy_starters(*folders: str) -> None:
 
 def write_reference(path: Path, text: str) -> None:
     """Write a reference file; a different file already there is kept as NAME.mine."""
-    path.parent.mkdir(parents=True, exist_ok=True)
-    if path.exists() and path.read_text(encoding="utf-8", errors="replace") != text:
-        path.replace(path.with_name(path.name + ".mine"))
-    path.write_text(text, encoding="utf-8")
+    workspace.write_keeping(path, text)
 
 
 def remove_if_reference(path: Path, text: str) -> None:

@@ -41,6 +41,24 @@ def lab_folder(lab: str) -> Path:
     return root() / lab
 
 
+def write_keeping(path: Path, text: str) -> Path | None:
+    """Write a reference file for ``solve``; a student's different file is kept, not lost.
+
+    The student's version moves to ``NAME.mine`` (``NAME.mine-2`` … if that exists too),
+    and that path is returned; None when there was nothing of theirs to keep.
+    """
+    path.parent.mkdir(parents=True, exist_ok=True)
+    kept: Path | None = None
+    if path.exists() and path.read_text(encoding="utf-8", errors="replace") != text:
+        kept, serial = path.with_name(path.name + ".mine"), 1
+        while kept.exists():
+            serial += 1
+            kept = path.with_name(f"{path.name}.mine-{serial}")
+        path.replace(kept)
+    path.write_text(text, encoding="utf-8")
+    return kept
+
+
 def _beside(path: Path) -> Path:
     """``NAME.new.ext`` (or ``NAME.new`` for a file like ``Dockerfile``)."""
     return path.with_name(f"{path.stem}.new{path.suffix}")

@@ -101,3 +101,18 @@ def test_a_deleted_notebook_is_copied_again(shipped: Path, tmp_path: Path) -> No
     workspace.sync(target)
     (target / "02-second.ipynb").unlink()
     assert workspace.sync(target).copied == ["02-second.ipynb"]
+
+
+def test_write_keeping_never_loses_a_students_file(tmp_path: Path) -> None:
+    target = tmp_path / "lab" / "compose.yaml"
+    assert workspace.write_keeping(target, "reference\n") is None  # nothing to keep
+    assert workspace.write_keeping(target, "reference\n") is None  # same text: no copy
+    target.write_text("mine, first try\n")
+    first = workspace.write_keeping(target, "reference\n")
+    target.write_text("mine, second try\n")
+    second = workspace.write_keeping(target, "reference\n")
+    assert first is not None and first.name == "compose.yaml.mine"
+    assert second is not None and second.name == "compose.yaml.mine-2"
+    assert first.read_text() == "mine, first try\n"
+    assert second.read_text() == "mine, second try\n"
+    assert target.read_text() == "reference\n"
