@@ -10,10 +10,9 @@ import http.client
 import json
 import shutil
 from typing import TYPE_CHECKING, Any
-from urllib.parse import urlparse
 
-from checkers import CheckContext, Exercise, SolveContext, SolveError, Text
-from kernel_helpers import engine as eng
+from checkers import CheckContext, Exercise, SolveContext, Text
+from checkers._core import net
 
 if TYPE_CHECKING:
     from docker.models.containers import Container
@@ -342,18 +341,10 @@ side_by_side = Exercise(
 
 
 def _published_port(container: Container) -> tuple[str, int] | None:
-    bindings = (container.attrs["NetworkSettings"].get("Ports") or {}).get(f"{API_PORT}/tcp")
-    for binding in bindings or []:
-        if binding.get("HostPort"):
-            return binding.get("HostIp") or "", int(binding["HostPort"])
-    return None
+    return net.published_port(container, API_PORT)
 
 
-def _engine_host(engine: eng.Engine, bound_ip: str) -> str:
-    """Where a published port can be reached from here: the engine's host for a TCP engine."""
-    if engine.endpoint.url.startswith(("tcp://", "ssh://")):
-        return urlparse(engine.endpoint.url).hostname or "127.0.0.1"
-    return bound_ip if bound_ip and bound_ip not in ("0.0.0.0", "::") else "127.0.0.1"
+_engine_host = net.engine_host
 
 
 def ask_version(host: str, port: int, timeout: float = 3.0) -> str:
@@ -403,17 +394,7 @@ def _check_side_by_side(ctx: CheckContext) -> None:
     ctx.result("answers", answers == expected, "answers", answers=answers or "nothing")
 
 
-def _free_port(preferred: int) -> int:
-    import socket
-
-    for port in (preferred, 0):
-        with socket.socket() as probe:
-            try:
-                probe.bind(("127.0.0.1", port))
-                return int(probe.getsockname()[1])
-            except OSError:
-                continue
-    raise SolveError("no free host port on 127.0.0.1")
+_free_port = net.free_port
 
 
 @side_by_side.solve

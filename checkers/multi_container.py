@@ -20,6 +20,7 @@ from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
 from checkers import CheckContext, Exercise, SolveContext, SolveError, Text, Unmet
+from checkers._core import net
 from checkers._core import text as texts
 from kernel_helpers import compose, workspace
 from kernel_helpers import engine as eng
@@ -564,17 +565,7 @@ def _write_reference(path: Path, exercise_id: str, port: int | None = None) -> N
     workspace.write_keeping(path, reference_compose(port or _free_port(WEB_PORT), exercise_id))
 
 
-def _free_port(preferred: int) -> int:
-    import socket
-
-    for port in (preferred, 0):
-        with socket.socket() as probe:
-            try:
-                probe.bind(("127.0.0.1", port))
-                return int(probe.getsockname()[1])
-            except OSError:
-                continue
-    raise SolveError("no free host port on 127.0.0.1")
+_free_port = net.free_port
 
 
 @compose_file.solve
@@ -652,9 +643,9 @@ def _project_containers(ctx: CheckContext) -> dict[str, list[Container]]:
 
 def _grade_project_resources(ctx: CheckContext) -> None:
     """Record the project's networks and volumes, so reset may remove them later."""
-    for net in ctx.client.networks.list(filters={"label": f"{PROJECT_LABEL}={PROJECT}"}):
+    for network in ctx.client.networks.list(filters={"label": f"{PROJECT_LABEL}={PROJECT}"}):
         with contextlib.suppress(ValueError, KeyError):
-            ctx.grade("network", net.id, eng.parse_time(net.attrs["Created"]))
+            ctx.grade("network", network.id, eng.parse_time(network.attrs["Created"]))
     for vol in ctx.client.volumes.list(filters={"label": f"{PROJECT_LABEL}={PROJECT}"}):
         with contextlib.suppress(ValueError, KeyError):
             ctx.grade("volume", vol.name, eng.parse_time(vol.attrs["CreatedAt"].replace(" ", "T")))

@@ -12,20 +12,18 @@ from __future__ import annotations
 
 import contextlib
 import hashlib
-import http.client
 import json
 import re
 import shutil
-import socket
 import tarfile
 import tempfile
 import time
 from datetime import datetime, timedelta, timezone
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
-from urllib.parse import urlparse
 
 from checkers import CheckContext, Exercise, SolveContext, SolveError, Text, Unmet
+from checkers._core import net
 from kernel_helpers import dockerfile as df
 from kernel_helpers import engine as eng
 from kernel_helpers import workspace
@@ -146,34 +144,9 @@ def stopped_reason(container: Container) -> dict[str, Any]:
             "error": f" The engine said: {error}" if error else ""}
 
 
-def published(container: Container, port: int) -> tuple[str, int] | None:
-    bindings = (container.attrs["NetworkSettings"].get("Ports") or {}).get(f"{port}/tcp")
-    for binding in bindings or []:
-        if binding.get("HostPort"):
-            return binding.get("HostIp") or "", int(binding["HostPort"])
-    return None
-
-
-def engine_host(engine: eng.Engine, bound_ip: str) -> str:
-    """Where a published port can be reached from here: the engine's host for a TCP engine."""
-    if engine.endpoint.url.startswith(("tcp://", "ssh://")):
-        return urlparse(engine.endpoint.url).hostname or "127.0.0.1"
-    return bound_ip if bound_ip and bound_ip not in ("0.0.0.0", "::") else "127.0.0.1"
-
-
-def http_get(host: str, port: int, path: str = "/", timeout: float = 3.0,
-             headers: dict[str, str] | None = None) -> tuple[int, dict[str, str], str]:
-    """One GET; (status, headers, body). Status 0 means no answer (the body says why)."""
-    connection = http.client.HTTPConnection(host, port, timeout=timeout)
-    try:
-        connection.request("GET", path, headers=headers or {})
-        response = connection.getresponse()
-        body = response.read().decode("utf-8", "replace")
-        return response.status, {k.lower(): v for k, v in response.getheaders()}, body
-    except OSError as exc:
-        return 0, {}, f"no answer ({exc})"
-    finally:
-        connection.close()
+published = net.published_port
+engine_host = net.engine_host
+http_get = net.http_get
 
 
 def ask_api(ctx: CheckContext, container: Container) -> dict[str, Any] | str:
@@ -191,15 +164,7 @@ def ask_api(ctx: CheckContext, container: Container) -> dict[str, Any] | str:
     return answer if isinstance(answer, dict) else f"not a JSON object: {body[:80]!r}"
 
 
-def free_port(preferred: int) -> int:
-    for port in (preferred, 0):
-        with socket.socket() as probe:
-            try:
-                probe.bind(("127.0.0.1", port))
-                return int(probe.getsockname()[1])
-            except OSError:
-                continue
-    raise SolveError("no free host port on 127.0.0.1")
+free_port = net.free_port
 
 
 class BuildFailed(Exception):
