@@ -1,8 +1,8 @@
 """How long does a live check take, compared with one round trip to the engine?
 
-For every exercise that needs Docker: cleanup → setup → solve, then time the check
-(``checkers.check``, recording included, as a student would run it) ``--repeat``
-times, then cleanup. The floor is the median ``docker ping`` measured in the same
+For every exercise that uses Docker (all but the file-only ones): cleanup → setup →
+solve, then time the check (``checkers.check``, recording included, as a student
+would run it) ``--repeat`` times, then cleanup. The floor is the median ``docker ping`` measured in the same
 run. The last line is ``ratio <median check / median ping>``, where the median
 check is the median of the per-exercise medians.
 
@@ -52,7 +52,7 @@ def main() -> int:
 
     rows: list[dict[str, object]] = []
     for exercise in checkers.all_exercises(args.lab):
-        if not exercise.needs_engine:
+        if exercise.static:  # file-only exercises never call the engine
             continue
         try:
             checkers.cleanup(exercise.id)

@@ -502,6 +502,7 @@ compose_file = Exercise(
     id="multi-container.compose-file",
     lab=LAB,
     needs_engine=False,
+    static=True,
     subchecks={"parses": 1, "known-keys": 1, "tiers": 1, "healthchecks": 1, "start-order": 1,
                "ports": 1},
     text=Text(

@@ -24,6 +24,7 @@ first_check = Exercise(
     id="welcome.first-check",
     lab=LAB,
     needs_engine=False,
+    static=True,
     subchecks={"exists": 1, "ready": 1},
     text=Text(
         title="Make a check pass",

@@ -57,6 +57,8 @@ class Exercise:
     subchecks: Mapping[str, int]
     text: Text
     needs_engine: bool = True
+    #: Grades files only and never touches the engine (benchmarks leave these out).
+    static: bool = False
     #: Images (``labs/images/<name>``) the exercise needs; setup builds any missing.
     images: tuple[str, ...] = ()
     check_fn: CheckHandler | None = field(default=None, repr=False)
@@ -107,6 +109,7 @@ class Exercise:
             "task": text.task,
             "points": self.points,
             "needs_engine": self.needs_engine,
+            "static": self.static,
             "hints": list(text.hints),
             "subchecks": [
                 {"key": key, "title": text.subchecks[key], "points": points}
