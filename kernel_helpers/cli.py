@@ -2,7 +2,8 @@
 
 Every command turns faults into one clear line and an exit code (0 ok, 1 a check or
 selftest failed, 2 bad input or no engine), never a traceback; set
-``DOCKYARD_DEBUG=1`` to see one anyway.
+``DOCKYARD_DEBUG=1`` to see one anyway. For ``dockyard cluster``: 1 when kind or the
+cluster failed, 2 for a missing tool (kind, Docker) or a context it may not manage.
 """
 
 from __future__ import annotations
@@ -23,6 +24,9 @@ app = typer.Typer(help="Dockyard: hands-on Docker labs, graded from live engine 
 images_app = typer.Typer(help="The lab's own images, built from this repository.",
                          no_args_is_help=True)
 app.add_typer(images_app, name="images")
+cluster_app = typer.Typer(help="The lab's local Kubernetes cluster (kind, 3 nodes).",
+                          no_args_is_help=True)
+app.add_typer(cluster_app, name="cluster")
 console = Console()
 errors = Console(stderr=True)
 
@@ -37,23 +41,50 @@ def _print_json(data: Any) -> None:
     sys.stdout.write(json.dumps(data, indent=2, default=str) + "\n")
 
 
+ContextOption = Annotated[str | None, typer.Option(
+    "--context", metavar="NAME",
+    help="Kubernetes context for the Kubernetes labs instead of the lab's kind cluster "
+         "(kind-dockyard): Docker Desktop, k3d, minikube or a shared cluster. Sets "
+         "DOCKYARD_KUBE_CONTEXT for this command only; without it, Dockyard refuses any "
+         "current context but kind-dockyard.")]
+
+
+def _use_context(context: str | None) -> None:
+    """``--context NAME``: choose the kube context for this process (and its children)."""
+    if context is not None:
+        if not context.strip():
+            raise Exit("--context needs a context name (`kubectl config get-contexts` lists them)")
+        os.environ["DOCKYARD_KUBE_CONTEXT"] = context.strip()
+
+
 @app.command()
-def doctor(as_json: Annotated[bool, typer.Option("--json")] = False) -> None:
-    """Check the environment: engine, version, context, cgroups, memory, disk, images."""
+def doctor(
+    as_json: Annotated[bool, typer.Option("--json")] = False,
+    context: ContextOption = None,
+) -> None:
+    """Check the environment for the Docker labs and the Kubernetes labs (kind, kubectl...).
+
+    Exits 0 when the Docker labs can run; the Kubernetes verdict is its own line.
+    """
+    from rich.markup import escape
+
     from kernel_helpers import diagnostics as doc
 
+    _use_context(context)
     report = doc.run()
     if as_json:
         _print_json(report.to_dict())
     else:
         table = Table("", "check", "finding", show_header=False, box=None)
+        colours = {"✓": "green", "✗": "red", "!": "yellow"}
         for f in report.findings:
-            mark = "[green]✓[/]" if f.ok else ("[red]✗[/]" if f.required else "[yellow]![/]")
-            detail = f.detail + (f"\n[dim]→ {f.fix}[/]" if f.fix and not f.ok else "")
+            mark = f"[{colours[f.mark]}]{f.mark}[/]"
+            detail = escape(f.detail) + (f"\n[dim]→ {escape(f.fix)}[/]" if f.fix and not f.ok
+                                         else "")
             table.add_row(mark, f.name, detail)
         console.print(table)
-        console.print("The Docker labs can run here." if report.ok
-                      else "[red]The Docker labs cannot run yet.[/]")
+        for verdict, ok in zip(report.verdicts(), (report.ok, report.kube_ok), strict=True):
+            console.print(verdict if ok else f"[red]{verdict}[/]")
     raise typer.Exit(0 if report.ok else 1)
 
 
@@ -112,10 +143,12 @@ def exercises(
 def check(
     exercise_id: Annotated[str, typer.Argument(metavar="ID")],
     as_json: Annotated[bool, typer.Option("--json")] = False,
+    context: ContextOption = None,
 ) -> None:
     """Grade one exercise from live state: exit 0 on pass, 1 otherwise."""
     import checkers
 
+    _use_context(context)
     verdict = checkers.check(exercise_id, source="cli")
     if as_json:
         _print_json(verdict.to_dict())
@@ -125,10 +158,14 @@ def check(
 
 
 @app.command()
-def solve(exercise_id: Annotated[str, typer.Argument(metavar="ID")]) -> None:
+def solve(
+    exercise_id: Annotated[str, typer.Argument(metavar="ID")],
+    context: ContextOption = None,
+) -> None:
     """Apply an exercise's reference solution (to catch up)."""
     import checkers
 
+    _use_context(context)
     with console.status(f"solving {exercise_id}…"):
         checkers.solve(exercise_id)
     console.print(f"Solved {exercise_id}. `dockyard check {exercise_id}` shows the result.")
@@ -138,10 +175,12 @@ def solve(exercise_id: Annotated[str, typer.Argument(metavar="ID")]) -> None:
 def reset(
     lab_name: Annotated[str | None, typer.Argument(metavar="[LAB]")] = None,
     images: Annotated[bool, typer.Option("--images", help="also remove lab images")] = False,
+    context: ContextOption = None,
 ) -> None:
     """Remove what the lab created or graded; a student's own resources are never touched."""
     import checkers
 
+    _use_context(context)
     report = checkers.reset(lab_name, include_images=images)
     for item in report.removed:
         if not item.error:
@@ -189,11 +228,13 @@ def show_progress(
 def selftest(
     lab_name: Annotated[str | None, typer.Argument(metavar="[LAB]")] = None,
     as_json: Annotated[bool, typer.Option("--json")] = False,
+    context: ContextOption = None,
 ) -> None:
     """For every exercise: cleanup → setup → check must fail → solve → check must pass → cleanup."""
     import checkers
     from checkers._core import runner
 
+    _use_context(context)
     items = checkers.all_exercises(lab_name)
     missing = runner.engine_missing_for(items)
     if missing:
@@ -269,23 +310,107 @@ def images_build(
             bar.advance(task)
 
 
+def _cluster_table(status: Any) -> None:
+    """``kubectl get nodes``, with the lab images each node holds."""
+    from rich.markup import escape
+
+    kind_line = (f"kind {status.kind_version or 'not installed'}" if status.kind_managed
+                 else "kind: not applicable (a chosen context)")
+    console.print(f"context [bold]{escape(status.context)}[/] · {escape(kind_line)} · "
+                  f"API {'answers' if status.reachable else 'does not answer'}")
+    if status.nodes:
+        table = Table("node", "roles", "status", "kubelet", "lab images on the node")
+        for node in status.nodes:
+            ready = "[green]Ready[/]" if node.ready else "[red]NotReady[/]"
+            table.add_row(node.name, ", ".join(node.roles), ready, node.kubelet,
+                          ", ".join(node.images) or "[dim]none[/]")
+        console.print(table)
+    for problem in status.problems:
+        errors.print(f"[red]✗[/] {escape(problem)}")
+    for note in status.notes:
+        errors.print(f"[yellow]![/] {escape(note)}")
+
+
+@cluster_app.command("up")
+def cluster_up() -> None:
+    """Create the lab's kind cluster (or reuse it), wait until Ready, preload the lab images.
+
+    kind create cluster --name dockyard --config labs/06-kubernetes/kind-cluster.yaml, then
+    kind load docker-image for each lab image. Needs Docker and kind.
+    """
+    from rich.markup import escape
+
+    from kernel_helpers import kind
+
+    with Progress(SpinnerColumn(), TextColumn("{task.description}"), TimeElapsedColumn(),
+                  console=console, transient=True) as bar:
+        task = bar.add_task("cluster up", total=None)
+
+        def show(line: str) -> None:
+            bar.console.print(f"[dim]{escape(line)}[/]" if not line.startswith("✓")
+                              else escape(line))
+            bar.update(task, description=escape(line[:90]))
+
+        status = kind.up(log=show)
+    _cluster_table(status)
+    if status.ok:
+        console.print(f"[green]The cluster is ready.[/] kubectl now uses the context "
+                      f"{kind.LAB_CONTEXT}; `dockyard cluster status` shows it again.")
+    raise typer.Exit(0 if status.ok else 1)
+
+
+@cluster_app.command("down")
+def cluster_down() -> None:
+    """Delete the lab's kind cluster ('dockyard') and nothing else."""
+    from kernel_helpers import kind
+
+    with console.status("kind delete cluster --name dockyard …"):
+        deleted = kind.down(log=lambda line: console.print(line, markup=False))
+    if deleted:
+        console.print(f"Deleted the kind cluster '{kind.CLUSTER_NAME}'.")
+
+
+@cluster_app.command("status")
+def cluster_status(
+    as_json: Annotated[bool, typer.Option("--json")] = False,
+    context: ContextOption = None,
+) -> None:
+    """Nodes, roles, readiness and lab images: exit 0 when every node is Ready.
+
+    Exits 2 when kind is missing for the lab's own cluster, 1 for any other problem.
+    """
+    from kernel_helpers import kind
+
+    _use_context(context)
+    status = kind.status()
+    if as_json:
+        _print_json(status.to_dict())
+    else:
+        _cluster_table(status)
+    raise typer.Exit(0 if status.ok else (2 if status.kind_missing else 1))
+
+
 def main() -> None:
     """Entry point: run the app and turn known faults into one readable line."""
     import checkers
     from kernel_helpers import engine as eng
-    from kernel_helpers import images, progress
+    from kernel_helpers import images, kind, progress
+    from kernel_helpers import kubernetes as kube
 
     known = (checkers.UnknownExercise, checkers.UnknownLab, checkers.RunError,
              eng.EngineUnavailable, images.ImageBuildError, progress.ProgressUnavailable,
-             KeyError)
+             kube.ClusterUnavailable, KeyError)
     try:
         code = app(standalone_mode=False)
         sys.exit(code if isinstance(code, int) else 0)
     except typer.Exit as done:
         sys.exit(done.exit_code)
-    except Exit as problem:
+    except (Exit, kind.KindError) as problem:
         errors.print(f"dockyard: {problem}", markup=False, highlight=False)
         sys.exit(problem.code)
+    except kube.ClusterFault as problem:
+        errors.print(f"dockyard: {problem}", markup=False, highlight=False)
+        sys.exit(1)
     except known as problem:
         message = problem.args[0] if isinstance(problem, KeyError) else problem
         errors.print(f"dockyard: {message}", markup=False, highlight=False)

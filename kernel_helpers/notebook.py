@@ -12,6 +12,7 @@ from pathlib import Path
 from typing import Any
 
 from kernel_helpers import engine as eng
+from kernel_helpers import kubernetes as kube
 from kernel_helpers import progress
 
 
@@ -46,11 +47,15 @@ def start_lab(lab: str) -> Any:
         progress.store().start_lab(lab)
     except progress.ProgressUnavailable as exc:
         print(f"Progress will not be saved: {exc}")
-    try:
-        engine = eng.connect()
-        print(f"Docker engine: {engine.endpoint.url} (server {engine.info().get('ServerVersion')})")
-    except eng.EngineUnavailable as exc:
-        print(f"No Docker engine here, so live checks will say so. ({exc})")
+    if lab in kube.LAB_NAMESPACES:
+        _show_cluster(lab)
+    else:
+        try:
+            engine = eng.connect()
+            print(f"Docker engine: {engine.endpoint.url} "
+                  f"(server {engine.info().get('ServerVersion')})")
+        except eng.EngineUnavailable as exc:
+            print(f"No Docker engine here, so live checks will say so. ({exc})")
     # Exercises ask for files in the workspace; without `dockyard lab` (Binder, a fresh
     # DOCKYARD_WORKSPACE) the folder may not exist yet, and %%writefile would fail.
     try:
@@ -60,6 +65,28 @@ def start_lab(lab: str) -> Any:
     print(f"Workspace: {workspace_root()}")
     earned, total = _lab_points(lab)
     return LabProgress(lab, earned, total)
+
+
+def _show_cluster(lab: str) -> None:
+    """Which cluster the lab will use, and its namespace; or why there is none."""
+    from checkers._core.runner import _bounded, _Timeout
+
+    def connect_and_prepare() -> str:
+        cluster = kube.connect()
+        return f"{cluster.context} (namespace {cluster.ensure_namespace(lab)})"
+
+    try:
+        where = _bounded(connect_and_prepare, 30)
+    except kube.WrongContext as exc:
+        print(f"Refused: {exc}")
+    except (kube.ClusterUnavailable, kube.ClusterFault) as exc:
+        print(f"No Kubernetes cluster here, so live checks will say so. ({exc})")
+    except _Timeout:
+        print("The cluster did not answer within 30 s; checks will say so if it stays silent.")
+    except Exception as exc:  # an API that stops answering, RBAC: say it, never raise
+        print(f"The cluster could not be prepared: {kube.explain_api_error(exc, 'prepare it')}")
+    else:
+        print(f"Kubernetes context: {where}. Use `kubectl -n {kube.namespace_for(lab)} ...`.")
 
 
 def workspace_root() -> str:

@@ -16,6 +16,7 @@ from typing import TYPE_CHECKING, Any
 from checkers._core import text as texts
 from checkers._core.model import Exercise, SubResult, Text
 from kernel_helpers import engine as eng
+from kernel_helpers import kubernetes as kube
 
 if TYPE_CHECKING:
     from docker.models.containers import Container
@@ -41,6 +42,7 @@ class SolveError(RuntimeError):
 class _Base:
     exercise: Exercise
     _engine: eng.Engine | None = field(default=None, repr=False)
+    _cluster: kube.Cluster | None = field(default=None, repr=False)
 
     @property
     def engine(self) -> eng.Engine:
@@ -56,6 +58,18 @@ class _Base:
     @property
     def lab(self) -> str:
         return self.exercise.lab
+
+    @property
+    def cluster(self) -> kube.Cluster:
+        """The lab's cluster; raises :class:`kube.ClusterUnavailable` or ``WrongContext``."""
+        if self._cluster is None:
+            self._cluster = kube.connect()
+        return self._cluster
+
+    @property
+    def namespace(self) -> str:
+        """The lab's own namespace (``kubectl -n NAMESPACE``)."""
+        return kube.namespace_for(self.lab)
 
 
 @dataclass
@@ -149,6 +163,56 @@ class CheckContext(_Base):
         if container.status != "running":
             raise Unmet("not_running", name=container.name, status=container.status)
 
+    # -- Kubernetes -------------------------------------------------------------------
+
+    def kfind(self, kind: str, name: str) -> dict[str, Any] | None:
+        """``kubectl get KIND NAME -n NAMESPACE``, recorded as evidence; None when absent."""
+        found = self.cluster.get(kind, name, self.namespace)
+        if found is not None:
+            meta = found.get("metadata") or {}
+            self.evidence.setdefault("objects", {})[f"{kind}/{name}"] = {
+                "uid": meta.get("uid", ""),
+                "resourceVersion": meta.get("resourceVersion", ""),
+                "created": meta.get("creationTimestamp", ""),
+            }
+        return found
+
+    def kget(self, kind: str, name: str) -> dict[str, Any]:
+        """Like :meth:`kfind`, but stops the check with a clear reason when it is absent."""
+        found = self.kfind(kind, name)
+        if found is None:
+            raise Unmet("missing_object", kind=kind, kind_lower=kind.lower(), name=name,
+                        namespace=self.namespace)
+        return found
+
+    def pods_of(self, workload: dict[str, Any]) -> list[dict[str, Any]]:
+        """The live pods a Deployment's (or a Service's) selector picks, as evidence too."""
+        spec = workload.get("spec") or {}
+        selector = spec.get("selector") or {}
+        if "matchLabels" in selector:  # a Deployment's; a Service's selector is plain labels
+            selector = selector["matchLabels"] or {}
+        if not selector or not all(isinstance(v, str) for v in selector.values()):
+            return []
+        pods = self.cluster.pods(self.namespace, selector)
+        name = (workload.get("metadata") or {}).get("name", "")
+        self.evidence.setdefault("pods", {})[name] = [
+            {
+                "name": (p.get("metadata") or {}).get("name"),
+                "uid": (p.get("metadata") or {}).get("uid"),
+                "node": (p.get("spec") or {}).get("nodeName"),
+                "ready": kube.pod_ready(p),
+            }
+            for p in pods
+        ]
+        return pods
+
+    def diagnose(self, pods: list[dict[str, Any]]) -> str:
+        """A specific hint for the first unhealthy pod, from its fields and events."""
+        from kernel_helpers.kube_diagnosis import diagnose_pods
+
+        hint = diagnose_pods(pods, self.cluster.events(self.namespace), self.namespace)
+        return hint or ""
+
 
 @dataclass
 class SolveContext(_Base):
@@ -198,6 +262,26 @@ class SolveContext(_Base):
         except Exception as exc:
             raise SolveError(f"'{container.name}' did not stop within {timeout:.0f} s") from exc
         return int(result.get("StatusCode", -1))
+
+    def apply(self, manifest: dict[str, Any]) -> dict[str, Any]:
+        """``kubectl apply --server-side -n NAMESPACE -f -``, labelled for this exercise."""
+        self.cluster.ensure_namespace(self.lab)
+        return self.cluster.apply(manifest, namespace=self.namespace, lab=self.lab,
+                                  exercise=self.exercise.id)
+
+    def rollout(self, name: str, timeout: float = 120) -> dict[str, Any]:
+        """``kubectl rollout status deployment/NAME --timeout=Ns``; raises SolveError."""
+        try:
+            return self.cluster.wait_rollout(name, self.namespace, timeout=timeout)
+        except kube.ClusterFault as exc:
+            raise SolveError(str(exc)) from None
+
+    def delete(self, *objects: tuple[str, str]) -> list[eng.Removal]:
+        """``kubectl delete KIND NAME -n NAMESPACE --ignore-not-found``, in the lab's namespace.
+
+        The namespace is the lab's own, so whatever is in it is the lab's to remove.
+        """
+        return self.cluster.delete_named(self.namespace, objects)
 
     def remove_container(self, name: str) -> None:
         """Remove ``name`` only if it is labelled for this lab or was graded here."""

@@ -24,6 +24,8 @@ SolveHandler = Callable[["SolveContext"], None]
 CleanupHandler = Callable[["SolveContext"], object]
 
 PASS, FAIL, NEEDS_ENGINE, TIMEOUT, ERROR = "pass", "fail", "needs-engine", "timeout", "error"
+#: Kubernetes exercises: no cluster answered, or kubectl's current context is not the lab's.
+NEEDS_CLUSTER, REFUSED = "needs-cluster", "refused"
 
 
 @dataclass(frozen=True)
@@ -57,6 +59,8 @@ class Exercise:
     subchecks: Mapping[str, int]
     text: Text
     needs_engine: bool = True
+    #: Reads a Kubernetes cluster (the lab's kind cluster or an explicitly chosen context).
+    needs_cluster: bool = False
     #: Grades files only and never touches the engine (benchmarks leave these out).
     static: bool = False
     #: Images (``labs/images/<name>``) the exercise needs; setup builds any missing.
@@ -67,6 +71,8 @@ class Exercise:
     cleanup_fn: CleanupHandler | None = field(default=None, repr=False)
 
     def __post_init__(self) -> None:
+        if self.needs_cluster:
+            self.needs_engine = False  # the cluster may be remote; Docker is kind's concern
         missing = set(self.subchecks) ^ set(self.text.subchecks)
         if missing:
             raise ValueError(f"{self.id}: sub-checks and their text differ on {sorted(missing)}")
@@ -109,6 +115,7 @@ class Exercise:
             "task": text.task,
             "points": self.points,
             "needs_engine": self.needs_engine,
+            "needs_cluster": self.needs_cluster,
             "static": self.static,
             "hints": list(text.hints),
             "subchecks": [
@@ -164,6 +171,8 @@ class Verdict:
             PASS: "✓ passed",
             FAIL: "✗ not yet",
             NEEDS_ENGINE: "⚠ needs a Docker engine",
+            NEEDS_CLUSTER: "⚠ needs a Kubernetes cluster",
+            REFUSED: "⛔ refused: not the lab's cluster",
             TIMEOUT: "⏱ timed out",
             ERROR: "⚠ could not check",
         }

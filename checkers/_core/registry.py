@@ -22,6 +22,8 @@ LAB_MODULES: dict[str, str] = {
     "03-portability": "checkers.portability",
     "04-multi-container": "checkers.multi_container",
     "05-orchestration-swarm": "checkers.orchestration_swarm",
+    "06-kubernetes": "checkers.kubernetes",
+    "07-deployment-patterns": "checkers.deployment_patterns",
 }
 
 _exercises: dict[str, Exercise] = {}

@@ -21,14 +21,17 @@ from checkers._core.context import CheckContext, SolveContext, SolveError, Unmet
 from checkers._core.model import (
     ERROR,
     FAIL,
+    NEEDS_CLUSTER,
     NEEDS_ENGINE,
     PASS,
+    REFUSED,
     TIMEOUT,
     CleanupHandler,
     Exercise,
     Verdict,
 )
 from kernel_helpers import engine as eng
+from kernel_helpers import kubernetes as kube
 from kernel_helpers import progress
 
 DEFAULT_CHECK_TIMEOUT = 30.0
@@ -108,11 +111,22 @@ def check(
     try:
         if exercise.needs_engine:
             ctx._engine = eng.connect()
+        if exercise.needs_cluster:
+            ctx._cluster = _bounded(kube.connect, min(seconds, 15))
         assert exercise.check_fn is not None, f"{exercise.id} has no check"
         _bounded(lambda: _run_check_fn(exercise, ctx), seconds)
     except eng.EngineUnavailable as exc:
         status, message = NEEDS_ENGINE, texts.reason(ctx._text(), "needs_engine", detail=exc)
         ctx.fail_remaining("needs_engine_short")
+    except kube.WrongContext as exc:
+        status, message = REFUSED, texts.reason(ctx._text(), "refused", detail=exc)
+        ctx.fail_remaining("refused_short")
+    except kube.ClusterUnavailable as exc:
+        status, message = NEEDS_CLUSTER, texts.reason(ctx._text(), "needs_cluster", detail=exc)
+        ctx.fail_remaining("needs_cluster_short")
+    except kube.ClusterFault as exc:
+        status, message = ERROR, texts.reason(ctx._text(), "cluster_fault", detail=exc)
+        ctx.fail_remaining("cluster_fault", detail=exc)
     except _Timeout:
         status, message = TIMEOUT, texts.reason(ctx._text(), "timeout", seconds=seconds)
         # The abandoned thread may still write into ctx: report from a fresh one.
@@ -120,11 +134,17 @@ def check(
         ctx.fail_remaining("timeout", seconds=seconds)
     except Exception as exc:
         status = ERROR
-        key = "engine_lost" if eng.is_engine_fault(exc) else "error"
-        if key == "engine_lost":
+        key, detail = "error", _describe(exc)
+        if exercise.needs_cluster and (kube.is_cluster_fault(exc) or kube.api_status(exc)):
+            key = "cluster_lost" if kube.api_status(exc) is None else "cluster_fault"
+            detail = kube.explain_api_error(exc, "read the lab's objects", _namespace(exercise))
+            if key == "cluster_lost":
+                kube.forget()
+        elif eng.is_engine_fault(exc):
+            key = "engine_lost"
             eng.forget()
-        message = texts.reason(ctx._text(), key, detail=_describe(exc))
-        ctx.fail_remaining(key, detail=_describe(exc))
+        message = texts.reason(ctx._text(), key, detail=detail)
+        ctx.fail_remaining(key, detail=detail)
     else:
         ctx.fail_remaining("error", detail="the check did not report this step")
         status = PASS if all(r.passed for r in ctx.results.values()) else FAIL
@@ -143,6 +163,10 @@ def check(
     if record:
         _record(store, verdict, ctx, source)
     return verdict
+
+
+def _namespace(exercise: Exercise) -> str:
+    return kube.LAB_NAMESPACES.get(exercise.lab, "")
 
 
 def _run_check_fn(exercise: Exercise, ctx: CheckContext) -> None:
@@ -181,11 +205,16 @@ def _guard(step: str, exercise: Exercise, fn: Callable[[], None], seconds: float
         _bounded(fn, seconds)
     except _Timeout:
         raise RunError(f"{exercise.id}: {step} did not finish within {seconds:.0f} s") from None
-    except (SolveError, eng.EngineUnavailable) as exc:
+    except (SolveError, eng.EngineUnavailable, kube.ClusterUnavailable, kube.ClusterFault) as exc:
         raise RunError(f"{exercise.id}: {step} failed: {exc}") from None
     except RunError:
         raise
     except Exception as exc:
+        if exercise.needs_cluster and (kube.is_cluster_fault(exc) or kube.api_status(exc)):
+            if kube.api_status(exc) is None:
+                kube.forget()
+            why = kube.explain_api_error(exc, step, _namespace(exercise))
+            raise RunError(f"{exercise.id}: {step} failed: {why}") from None
         raise RunError(f"{exercise.id}: {step} failed: {_describe(exc)}") from None
 
 
@@ -199,7 +228,10 @@ def setup(exercise_id: str, *, progress_cb: Callable[[str], None] | None = None)
     ctx = _solve_context(exercise)
 
     def run() -> None:
-        if exercise.images:
+        if exercise.needs_cluster:
+            # Images reach a kind cluster through `dockyard cluster up`, not the engine.
+            ctx.cluster.ensure_namespace(exercise.lab)
+        elif exercise.images:
             from kernel_helpers import images
 
             images.ensure(exercise.images, engine=ctx.engine, log=progress_cb)
@@ -228,7 +260,11 @@ def cleanup(exercise_id: str) -> list[eng.Removal]:
 
     def run() -> None:
         if exercise.cleanup_fn:
-            exercise.cleanup_fn(ctx)
+            result = exercise.cleanup_fn(ctx)
+            if exercise.needs_cluster and isinstance(result, list):
+                removed.extend(r for r in result if isinstance(r, eng.Removal))
+        if exercise.needs_cluster:
+            removed.extend(ctx.cluster.delete_by_exercise(ctx.namespace, exercise.id))
         if exercise.needs_engine:
             store = progress.store()
             owned = store.owned(exercise=exercise.id)
@@ -267,6 +303,9 @@ def reset(lab: str | None = None, include_images: bool = False) -> ResetReport:
             report.problems.append(str(exc))
         if done and isinstance(done[0], list):
             report.removed.extend(r for r in done[0] if isinstance(r, eng.Removal))
+    _reset_cluster(lab, report)
+    if lab is not None and not any(e.needs_engine for e in registry.all_exercises(lab)):
+        return report
     try:
         engine = eng.connect()
     except eng.EngineUnavailable as exc:
@@ -277,6 +316,30 @@ def reset(lab: str | None = None, include_images: bool = False) -> ResetReport:
     report.removed.extend(removed)
     report.problems.extend(f"{r.kind} {r.name}: {r.error}" for r in removed if r.error)
     return report
+
+
+def _reset_cluster(lab: str | None, report: ResetReport) -> None:
+    """Delete the Kubernetes labs' own namespaces; nothing else in the cluster."""
+    labs = [name for name in kube.LAB_NAMESPACES if lab in (None, name)]
+    if not labs:
+        return
+    try:
+        cluster = kube.connect()
+    except kube.ClusterUnavailable as exc:
+        # Saying nothing would hide a refusal; but a Docker-only student has no cluster.
+        if lab is not None or isinstance(exc, kube.WrongContext):
+            report.problems.append(f"Kubernetes objects were not touched: {exc}")
+        return
+    for name in labs:
+        try:
+            removed = cluster.delete_lab(name)
+        except Exception as exc:
+            report.problems.append(
+                kube.explain_api_error(exc, "delete the lab's namespace", kube.namespace_for(name))
+            )
+            continue
+        report.removed.extend(r for r in removed if not r.error)
+        report.problems.extend(f"namespace {r.name}: {r.error}" for r in removed if r.error)
 
 
 @dataclass
@@ -323,6 +386,17 @@ def selftest_one(exercise: Exercise) -> SelftestRow:
             row.problem = row.problem or str(exc)
         row.seconds = round(time.perf_counter() - started, 2)
     return row
+
+
+def cluster_missing_for(exercises: list[Exercise]) -> str:
+    """Why selftest cannot run the Kubernetes exercises here, or '' when it can."""
+    if not any(e.needs_cluster for e in exercises):
+        return ""
+    try:
+        kube.connect()
+    except kube.ClusterUnavailable as exc:
+        return str(exc)
+    return ""
 
 
 def engine_missing_for(exercises: list[Exercise]) -> str:

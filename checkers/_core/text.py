@@ -38,6 +38,16 @@ COMMON_REASONS = {
         "overloaded; try again, and run `dockyard doctor` if it keeps happening."
     ),
     "engine_lost": "The Docker engine stopped answering during the check: {detail}",
+    "needs_cluster": "This exercise needs a Kubernetes cluster: {detail}",
+    "needs_cluster_short": "Not checked: no Kubernetes cluster answered (see above).",
+    "refused": "Refused: {detail}",
+    "refused_short": "Not checked: Dockyard only acts on the lab's own cluster (see above).",
+    "cluster_lost": "The Kubernetes API stopped answering during the check: {detail}",
+    "cluster_fault": "{detail}",
+    "missing_object": (
+        "There is no {kind} named '{name}' in namespace '{namespace}' yet "
+        "(`kubectl get {kind_lower} -n {namespace}` lists what exists)."
+    ),
     "error": "The check could not run: {detail}",
     "not_owned": (
         "'{name}' existed before this lab started, so Dockyard treats it as yours and will not "

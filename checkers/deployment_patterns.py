@@ -1,0 +1,1 @@
+"""Lab 07: deployment patterns on Kubernetes (being written)."""
