@@ -364,7 +364,7 @@ def proxy_finding(environ: Mapping[str, str]) -> Finding:
     return Finding(
         "proxy", False,
         f"{', '.join(names)} set, but NO_PROXY "
-        f"{'does not cover ' + ', '.join(missing) if raw else 'is not set'}: requests to the "
+        f"{'does not cover ' + ', '.join(missing) if raw else 'is not set'}; requests to the "
         "Kubernetes API (127.0.0.1), to Services by name (*.svc) and by cluster IP "
         "(10.96.0.0/12) would go to the proxy and fail",
         f"Before `dockyard cluster up` and JupyterLab: `export NO_PROXY=\"{value}\" "

@@ -36,7 +36,7 @@ CONFIG = Path(__file__).resolve().parent.parent / "labs" / "06-kubernetes" / "ki
 NODE_LABEL = "io.x-k8s.kind.cluster"
 #: The labs whose exercises run on the cluster; their images are preloaded into the nodes.
 KIND_LABS = ("06-kubernetes", "07-deployment-patterns")
-#: What those labs run, for as long as their exercises are not registered yet.
+#: What those labs run while their exercises are not registered (or declare no images).
 FALLBACK_IMAGES = ("dockyard/api:1", "dockyard/api:2")
 #: The release the Linux install hint downloads; any recent kind works.
 KIND_RELEASE = "v0.30.0"
@@ -335,7 +335,9 @@ def lab_images() -> list[str]:
         try:
             names = [name for ex in checkers.all_exercises(lab) for name in ex.images]
         except checkers.UnknownLab:
-            names = list(FALLBACK_IMAGES)  # the lab is not registered (yet)
+            names = []
+        # A lab not registered yet, or still without exercises, runs the sample API.
+        names = names or list(FALLBACK_IMAGES)
         for name in names:
             try:
                 tag = images.spec(name).tag
@@ -522,10 +524,16 @@ def status(context: str | None = None) -> ClusterStatus:
     for name in (n.name for n in result.nodes if not n.ready):
         result.problems.append(f"node {name} is not Ready: `kubectl describe node {name}` "
                                "shows its conditions.")
-    if result.kind_managed and result.nodes and len(result.nodes) < len(config_roles()):
-        result.problems.append(
-            f"the cluster has {len(result.nodes)} nodes, but {CONFIG.name} declares "
-            f"{len(config_roles())}: it is half created. {_RECREATE}")
+    if result.kind_managed and result.nodes:
+        try:
+            declared = len(config_roles())
+        except KindError as exc:
+            result.notes.append(str(exc))
+            declared = 0
+        if len(result.nodes) < declared:
+            result.problems.append(
+                f"the cluster has {len(result.nodes)} nodes, but {CONFIG.name} declares "
+                f"{declared}: it is half created. {_RECREATE}")
     missing = result.images_missing()
     if missing and result.kind_managed:
         result.notes.append(f"not loaded yet: {', '.join(missing)}. `dockyard cluster up` "

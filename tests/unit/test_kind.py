@@ -388,13 +388,16 @@ def test_lab_images_fall_back_while_the_labs_are_not_registered(
 
     monkeypatch.setattr(checkers, "all_exercises", unknown)
     assert kind.lab_images() == ["dockyard/api:1", "dockyard/api:2"]
+    monkeypatch.setattr(checkers, "all_exercises", lambda lab=None: [])
+    assert kind.lab_images() == ["dockyard/api:1", "dockyard/api:2"], "registered, still empty"
 
 
 def test_lab_images_are_the_union_over_both_labs(monkeypatch: pytest.MonkeyPatch) -> None:
     import checkers
 
-    declared = {"06-kubernetes": [("api-v1",), ("api-v1", "tools")],
-                "07-deployment-patterns": [("api-v2", "api-v1")]}
+    declared: dict[str, list[tuple[str, ...]]] = {
+        "06-kubernetes": [("api-v1",), ("api-v1", "tools")],
+        "07-deployment-patterns": [("api-v2", "api-v1")]}
     monkeypatch.setattr(checkers, "all_exercises", lambda lab=None: [
         SimpleNamespace(images=names) for names in declared[str(lab)]])
     assert kind.lab_images() == ["dockyard/api:1", "dockyard/tools:1", "dockyard/api:2"]
@@ -455,6 +458,15 @@ def test_status_reads_lab_images_from_the_nodes(fake_kind: FakeKind, world: Worl
     assert result.ok and result.exists and result.kind_version == "v0.30.0"
     assert all(n.images == ["dockyard/api:1", "dockyard/api:2"] for n in result.nodes)
     assert result.images_missing() == {}
+
+
+def test_status_flags_a_cluster_with_too_few_nodes(fake_kind: FakeKind, world: World) -> None:
+    fake_kind.write(clusters=["dockyard"])
+    world.nodes = world.nodes[:1]
+    result = kind.status()
+    assert not result.ok
+    assert any("has 1 nodes, but kind-cluster.yaml declares 3" in p and "cluster down" in p
+               for p in result.problems)
 
 
 def test_status_without_the_cluster_says_how_to_create_it(
