@@ -8,8 +8,10 @@ from checkers._core.context import CheckContext, SolveContext, SolveError, Unmet
 from checkers._core.model import (
     ERROR,
     FAIL,
+    NEEDS_CLUSTER,
     NEEDS_ENGINE,
     PASS,
+    REFUSED,
     TIMEOUT,
     Exercise,
     SubResult,
@@ -37,7 +39,8 @@ from checkers._core.runner import (
 )
 
 __all__ = [
-    "ERROR", "FAIL", "LAB_MODULES", "NEEDS_ENGINE", "PASS", "TIMEOUT",
+    "ERROR", "FAIL", "LAB_MODULES", "NEEDS_CLUSTER", "NEEDS_ENGINE", "PASS", "REFUSED",
+    "TIMEOUT",
     "CheckContext", "Exercise", "ResetReport", "RunError", "SelftestRow", "SolveContext",
     "SolveError", "SubResult", "Text", "UnknownExercise", "UnknownLab", "Unmet", "Verdict",
     "all_exercises", "check", "cleanup", "get", "reset", "resolve_lab", "selftest_one",

@@ -239,6 +239,12 @@ def selftest(
     missing = runner.engine_missing_for(items)
     if missing:
         raise Exit(f"selftest needs a Docker engine for these labs: {missing}")
+    no_cluster = runner.cluster_missing_for(items)
+    if no_cluster and all(item.needs_cluster for item in items):
+        raise Exit(f"selftest needs a Kubernetes cluster for these labs: {no_cluster}")
+    # Without a cluster the Kubernetes exercises are listed as not run, never as proven.
+    not_run = [item for item in items if no_cluster and item.needs_cluster]
+    items = [item for item in items if item not in not_run]
     rows = []
     with Progress(SpinnerColumn(), TextColumn("{task.description}"), BarColumn(),
                   TextColumn("{task.completed}/{task.total}"), TimeElapsedColumn(),
@@ -249,17 +255,24 @@ def selftest(
             rows.append(runner.selftest_one(item))
             bar.advance(task)
     failed = [r for r in rows if not r.ok]
+    skipped = [runner.SelftestRow(item.id, problem=f"not run: no Kubernetes cluster ({no_cluster})")
+               for item in not_run]
     if as_json:
-        _print_json([vars(r) for r in rows])
+        _print_json([vars(r) for r in rows + skipped])
     else:
         table = Table("exercise", "before solve", "after solve", "seconds", "result",
                       title="Dockyard selftest")
         for r in rows:
             result = "[green]ok[/]" if r.ok else f"[red]FAIL[/] {r.problem}"
             table.add_row(r.exercise, r.before, r.after, f"{r.seconds:.1f}", result)
+        for r in skipped:
+            table.add_row(r.exercise, "", "", "", "[yellow]not run[/]")
         console.print(table)
-        console.print(f"{len(rows) - len(failed)} passed, {len(failed)} failed")
-    raise typer.Exit(1 if failed else 0)
+        summary = f"{len(rows) - len(failed)} passed, {len(failed)} failed"
+        if skipped:
+            summary += f", {len(skipped)} not run: no Kubernetes cluster ({no_cluster})"
+        console.print(summary)
+    raise typer.Exit(1 if failed else (2 if skipped else 0))
 
 
 @images_app.command("list")
