@@ -22,6 +22,8 @@ import pytest
 from kernel_helpers import engine as eng
 from kernel_helpers import progress
 
+pytest_plugins = ["kube_fixtures"]
+
 #: `dockyard ...` as a student would type it; `python -c` if the script is not on PATH.
 _DOCKYARD = shutil.which("dockyard")
 CLI = [_DOCKYARD] if _DOCKYARD else [

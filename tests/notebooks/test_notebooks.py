@@ -20,6 +20,7 @@ import os
 import re
 from pathlib import Path
 
+import kubesim
 import nbformat
 import pytest
 from pytest_notebook.execution import execute_notebook
@@ -30,10 +31,14 @@ from kernel_helpers import engine as eng
 LABS_DIR = Path(__file__).resolve().parents[2] / "labs"
 #: Every lab the registry knows; a new lab is covered as soon as it is registered.
 LABS = tuple(sorted(checkers.LAB_MODULES))
+#: Labs graded on a Kubernetes cluster; CI has none, so they run against the emulator.
+KUBE_LABS = tuple(lab for lab in LABS if any(e.needs_cluster for e in checkers.all_exercises(lab)))
+DOCKER_LABS = tuple(lab for lab in LABS if lab not in KUBE_LABS)
 #: Per cell: an exercise cell may build an image or wait for a solution to settle.
 CELL_TIMEOUT = 300
 
 PASSED, NOT_YET, NEEDS_ENGINE = "✓ passed", "✗ not yet", "⚠ needs a Docker engine"
+NEEDS_CLUSTER, REFUSED = "⚠ needs a Kubernetes cluster", "⛔ refused: not the lab's cluster"
 #: The first line of a Check panel's text form: "Title (5 points, containers.first-container)".
 PANEL_TITLE = re.compile(r"^.*\(\d+ points?, (?P<id>[\w.-]+)\)$")
 #: The verdict's headline inside the panel: "  ✗ not yet — 0/5 points".
@@ -63,6 +68,9 @@ def lab_env(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> dict[str, Path]:
     monkeypatch.setenv("DOCKYARD_WORKSPACE", str(paths["workspace"]))
     monkeypatch.delenv("DOCKYARD_AUTOSOLVE", raising=False)
     monkeypatch.delenv("DOCKYARD_LANG", raising=False)
+    monkeypatch.delenv("DOCKYARD_KUBE_CONTEXT", raising=False)
+    # No cluster unless a test provides one: never the machine's own kubeconfig.
+    monkeypatch.setenv("KUBECONFIG", str(tmp_path / "no-kubeconfig"))
     monkeypatch.setenv("MPLBACKEND", "module://matplotlib_inline.backend_inline")
     return paths
 
@@ -145,6 +153,9 @@ def test_runs_without_an_engine(lab: str, lab_env: dict[str, Path],
         if checkers.get(exercise_id).needs_engine:
             assert status == NEEDS_ENGINE, f"{exercise_id}: {status}\n{panel}"
             assert "needs a Docker engine" in panel
+        elif checkers.get(exercise_id).needs_cluster:
+            assert status == NEEDS_CLUSTER, f"{exercise_id}: {status}\n{panel}"
+            assert "dockyard cluster up" in panel
         else:
             assert status == NOT_YET, f"{exercise_id}: {status}\n{panel}"
 
@@ -194,7 +205,7 @@ def test_runs_without_dockyard_installed(lab: str, tmp_path: Path,
 
 @pytest.mark.docker
 @pytest.mark.timeout(1800)
-@pytest.mark.parametrize("lab", LABS)
+@pytest.mark.parametrize("lab", DOCKER_LABS)
 def test_as_shipped_nothing_passes(lab: str, lab_env: dict[str, Path]) -> None:
     require_engine()
     cleanup_lab(lab)
@@ -215,7 +226,7 @@ def test_as_shipped_nothing_passes(lab: str, lab_env: dict[str, Path]) -> None:
 
 @pytest.mark.docker
 @pytest.mark.timeout(1800)
-@pytest.mark.parametrize("lab", LABS)
+@pytest.mark.parametrize("lab", DOCKER_LABS)
 def test_autosolve_passes_everything(lab: str, lab_env: dict[str, Path],
                                      monkeypatch: pytest.MonkeyPatch) -> None:
     require_engine()
@@ -228,3 +239,66 @@ def test_autosolve_passes_everything(lab: str, lab_env: dict[str, Path],
         assert "Autosolve could not apply" not in all_text(notebook)
     finally:
         cleanup_lab(lab)
+
+
+# -- 4. Kubernetes labs: a foreign context, and the emulator standing in for kind ---------
+
+
+@pytest.mark.parametrize("lab", KUBE_LABS)
+def test_kube_lab_refuses_a_foreign_current_context(
+    lab: str, lab_env: dict[str, Path], kube_emulator: kubesim.Emulator,
+    monkeypatch: pytest.MonkeyPatch,
+) -> None:
+    """A student whose kubectl points at their work cluster: every live check refuses."""
+    path = kube_emulator.write_kubeconfig(lab_env["cwd"] / "kubeconfig",
+                                          {"work-prod": kube_emulator.url}, current="work-prod")
+    monkeypatch.setenv("KUBECONFIG", str(path))
+    notebook = run_notebook(lab, lab_env)
+    assert "Refused: kubectl's current context is 'work-prod'" in all_text(notebook)
+    for exercise_id, panel in lab_panels(lab, notebook).items():
+        if checkers.get(exercise_id).needs_cluster:
+            assert headline(panel) == REFUSED, f"{exercise_id}:\n{panel}"
+            assert "'work-prod'" in panel
+    # Refusing means not touching: nothing was created behind the foreign context.
+    assert not kube_emulator.objects("apps/v1/deployments")
+    assert not kube_emulator.objects("services")
+
+
+def _on_emulator(lab_env: dict[str, Path], kube_emulator: kubesim.Emulator,
+                 fake_cluster: kubesim.FakeCluster, monkeypatch: pytest.MonkeyPatch) -> None:
+    """Point the kernel at the emulator (context kind-dockyard) with controllers running."""
+    path = kube_emulator.write_kubeconfig(lab_env["cwd"] / "kubeconfig")
+    monkeypatch.setenv("KUBECONFIG", str(path))
+    fake_cluster.start()
+
+
+@pytest.mark.timeout(1200)
+@pytest.mark.parametrize("lab", KUBE_LABS)
+def test_kube_lab_as_shipped_nothing_passes(
+    lab: str, lab_env: dict[str, Path], kube_emulator: kubesim.Emulator,
+    fake_cluster: kubesim.FakeCluster, monkeypatch: pytest.MonkeyPatch,
+) -> None:
+    _on_emulator(lab_env, kube_emulator, fake_cluster, monkeypatch)
+    notebook = run_notebook(lab, lab_env)
+    assert "Kubernetes context: kind-dockyard" in all_text(notebook)
+    for exercise_id, panel in lab_panels(lab, notebook).items():
+        assert headline(panel) == NOT_YET, f"{exercise_id}:\n{panel}"
+
+
+@pytest.mark.timeout(1200)
+@pytest.mark.parametrize("lab", KUBE_LABS)
+def test_kube_lab_autosolve_passes_everything(
+    lab: str, lab_env: dict[str, Path], kube_emulator: kubesim.Emulator,
+    fake_cluster: kubesim.FakeCluster, monkeypatch: pytest.MonkeyPatch,
+) -> None:
+    """Every reference solution, applied through the real client, passes its check.
+
+    The fake controllers (tests/kubesim.py) play scheduler, controllers and kubelet;
+    that they model a real cluster closely enough is what tests/kind proves on kind.
+    """
+    _on_emulator(lab_env, kube_emulator, fake_cluster, monkeypatch)
+    monkeypatch.setenv("DOCKYARD_AUTOSOLVE", "1")
+    notebook = run_notebook(lab, lab_env)
+    for exercise_id, panel in lab_panels(lab, notebook).items():
+        assert headline(panel) == PASSED, f"{exercise_id}:\n{panel}"
+    assert "Autosolve could not apply" not in all_text(notebook)
