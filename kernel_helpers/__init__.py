@@ -21,6 +21,7 @@ __all__ = [
     "hint",
     "lab_progress",
     "load_ipython_extension",
+    "node_map",
     "solve",
     "start_lab",
     "workspace_root",

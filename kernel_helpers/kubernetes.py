@@ -341,6 +341,7 @@ class Cluster:
         content_type: str = "application/json",
         timeout: float | None = None,
         stream: bool = False,
+        text: bool = False,
     ) -> Any:
         """One API request; the parsed JSON body, or the raw response when ``stream``."""
         from kubernetes.client.exceptions import ApiException
@@ -360,6 +361,8 @@ class Cluster:
             return response.response
         response.read()
         data = response.data
+        if text:
+            return data.decode("utf-8", "replace") if isinstance(data, bytes) else str(data or "")
         return json.loads(data) if data else None
 
     @staticmethod
@@ -425,14 +428,14 @@ class Cluster:
         tail: int | None = None,
     ) -> str:
         """``kubectl logs -n NAMESPACE NAME [-c CONTAINER] [--tail N]``."""
-        return str(
-            self.core.read_namespaced_pod_log(
-                name, namespace,
-                **({"container": container} if container else {}),
-                **({"tail_lines": tail} if tail else {}),
-                _request_timeout=self.request_timeout,
-            )
-        )
+        query: list[tuple[str, Any]] = []
+        if container:
+            query.append(("container", container))
+        if tail:
+            query.append(("tailLines", tail))
+        # A raw GET: building CoreV1Api costs over a second the first time.
+        return str(self._call("GET", self.path("Pod", namespace, name) + "/log", query=query,
+                              text=True) or "")
 
     def events(
         self,

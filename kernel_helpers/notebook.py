@@ -191,6 +191,17 @@ def compose_cmd() -> str:
     return compose.command()
 
 
+def node_map(namespace: str | None = None, selector: Any = None) -> Any:
+    """The cluster's nodes with their pods, drawn from live state (``kubectl get pods -o wide``).
+
+    ``namespace`` defaults to lab 06's; ``selector`` is ``{"app": "web"}`` or ``"app=web"``.
+    With no cluster it prints why and shows nothing.
+    """
+    from kernel_helpers import kube_plots
+
+    return kube_plots.node_map(namespace, selector)
+
+
 def doctor() -> Any:
     """The environment check, as a table (``dockyard doctor``)."""
     from kernel_helpers import diagnostics as doc

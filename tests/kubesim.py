@@ -2564,3 +2564,48 @@ def patch_pod_log(monkeypatch: Any, cluster: FakeCluster) -> None:
         return text
 
     monkeypatch.setattr(kube.Cluster, "pod_log", pod_log)
+
+
+def finish_bounded_loops(fake: FakeCluster) -> set[str]:
+    """Make a ``for i in $(seq N)`` client pod stop after N requests, as on a real node.
+
+    kubesim runs a wget loop forever (one request per reconcile pass) and its kubelet
+    restarts any container that is not running; a ``restartPolicy: Never`` pod whose
+    loop ends must instead stay Succeeded. Returns the uids of the finished pods.
+    """
+    finished: set[str] = set()
+    kubelet = fake._kubelet
+
+    def skip_finished(world: Any, pod: dict[str, Any]) -> None:
+        if pod["metadata"].get("uid") not in finished:
+            kubelet(world, pod)
+
+    def bounded(cluster: FakeCluster, pod: dict[str, Any],
+                container: dict[str, Any]) -> str | None:
+        argv = " ".join(str(a) for a in (container.get("command") or []) +
+                        (container.get("args") or []))
+        loop = re.search(r"\$\(seq (\d+)\)", argv)
+        meta = pod["metadata"]
+        if loop is None or meta["uid"] in finished:
+            return None
+        made = len(cluster.read_log(meta["namespace"], meta["name"]).splitlines())
+        if made < int(loop.group(1)):
+            return None  # kubesim's wget program makes the next request
+        finished.add(meta["uid"])
+        stamp = now_iso()
+        status = pod.get("status") or {}
+        states = [{**s, "ready": False, "started": False, "state": {"terminated": {
+            "exitCode": 0, "reason": "Completed", "finishedAt": stamp,
+            "startedAt": (s.get("state", {}).get("running") or {}).get("startedAt", stamp)}}}
+            for s in status.get("containerStatuses") or []]
+        conditions = [{**c, "status": "False", "reason": "PodCompleted"}
+                      if c.get("type") in ("Ready", "ContainersReady") else c
+                      for c in status.get("conditions") or []]
+        cluster.patch("pods", meta["namespace"], meta["name"], {"status": {
+            "phase": "Succeeded", "containerStatuses": states, "conditions": conditions}},
+            status=True)
+        return ""
+
+    fake._kubelet = skip_finished  # type: ignore[method-assign]
+    fake.programs.insert(0, bounded)
+    return finished

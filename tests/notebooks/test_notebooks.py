@@ -269,6 +269,7 @@ def _on_emulator(lab_env: dict[str, Path], kube_emulator: kubesim.Emulator,
     """Point the kernel at the emulator (context kind-dockyard) with controllers running."""
     path = kube_emulator.write_kubeconfig(lab_env["cwd"] / "kubeconfig")
     monkeypatch.setenv("KUBECONFIG", str(path))
+    kubesim.finish_bounded_loops(fake_cluster)  # `for i in $(seq N)` clients end, as on a node
     fake_cluster.start()
 
 

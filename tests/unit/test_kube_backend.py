@@ -88,7 +88,7 @@ def test_a_chosen_context_missing_from_the_kubeconfig_lists_the_real_ones(
     kubeconfig: Path, monkeypatch: pytest.MonkeyPatch,
 ) -> None:
     monkeypatch.setenv(kube.CONTEXT_ENV, "k3d-typo")
-    with pytest.raises(kube.ClusterUnavailable, match="'k3d-typo'.*kind-dockyard"):
+    with pytest.raises(kube.ClusterUnavailable, match=r"'k3d-typo'.*kind-dockyard"):
         kube.connect()
 
 

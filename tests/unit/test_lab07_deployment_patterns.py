@@ -32,51 +32,6 @@ STARTERS = Path(__file__).resolve().parents[2] / "labs" / dp.LAB
 # --- helpers --------------------------------------------------------------------------------
 
 
-def finish_bounded_loops(fake: kubesim.FakeCluster) -> set[str]:
-    """Make a ``for i in $(seq N)`` client pod stop after N requests, as on a real node.
-
-    kubesim runs a wget loop forever (one request per reconcile pass) and its kubelet
-    restarts any container that is not running; a ``restartPolicy: Never`` pod whose
-    loop ends must instead stay Succeeded. Returns the uids of the finished pods.
-    """
-    finished: set[str] = set()
-    kubelet = fake._kubelet
-
-    def skip_finished(world: Any, pod: dict[str, Any]) -> None:
-        if pod["metadata"].get("uid") not in finished:
-            kubelet(world, pod)
-
-    def bounded(cluster: kubesim.FakeCluster, pod: dict[str, Any],
-                container: dict[str, Any]) -> str | None:
-        argv = " ".join(str(a) for a in (container.get("command") or []) +
-                        (container.get("args") or []))
-        loop = re.search(r"\$\(seq (\d+)\)", argv)
-        meta = pod["metadata"]
-        if loop is None or meta["uid"] in finished:
-            return None
-        made = len(cluster.read_log(meta["namespace"], meta["name"]).splitlines())
-        if made < int(loop.group(1)):
-            return None  # kubesim's wget program makes the next request
-        finished.add(meta["uid"])
-        stamp = kubesim.now_iso()
-        status = pod.get("status") or {}
-        states = [{**s, "ready": False, "started": False, "state": {"terminated": {
-            "exitCode": 0, "reason": "Completed", "finishedAt": stamp,
-            "startedAt": (s.get("state", {}).get("running") or {}).get("startedAt", stamp)}}}
-            for s in status.get("containerStatuses") or []]
-        conditions = [{**c, "status": "False", "reason": "PodCompleted"}
-                      if c.get("type") in ("Ready", "ContainersReady") else c
-                      for c in status.get("conditions") or []]
-        cluster.patch("pods", meta["namespace"], meta["name"], {"status": {
-            "phase": "Succeeded", "containerStatuses": states, "conditions": conditions}},
-            status=True)
-        return ""
-
-    fake._kubelet = skip_finished  # type: ignore[method-assign]
-    fake.programs.insert(0, bounded)
-    return finished
-
-
 @dataclass
 class Lab:
     """The lab's namespace on kubesim, written to through Dockyard's own apply."""
@@ -344,7 +299,7 @@ def test_solution_passes_with_evidence_and_cleanup_removes_it(
         lab: Lab, eid: str, monkeypatch: pytest.MonkeyPatch) -> None:
     monkeypatch.setattr(dp, "TRAFFIC_REQUESTS", 40)
     monkeypatch.setattr(dp, "MIN_REQUESTS", 20)
-    finish_bounded_loops(lab.fake)
+    kubesim.finish_bounded_loops(lab.fake)
     lab.fake.start(interval=0.02)
     try:
         checkers.solve(eid)
