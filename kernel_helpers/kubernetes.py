@@ -303,19 +303,6 @@ class Cluster:
     api: ApiClient
     request_timeout: float = DEFAULT_REQUEST_TIMEOUT
 
-    # Typed clients, for code that prefers them; checks mostly use the dict helpers below.
-    @property
-    def core(self) -> Any:
-        from kubernetes.client import CoreV1Api
-
-        return CoreV1Api(self.api)
-
-    @property
-    def apps(self) -> Any:
-        from kubernetes.client import AppsV1Api
-
-        return AppsV1Api(self.api)
-
     def ping(self, timeout: float = 5.0) -> None:
         """``kubectl version``: one round trip. Any HTTP answer counts as answering."""
         try:
