@@ -286,10 +286,18 @@ def reset(lab: str | None = None, include_images: bool = False) -> ResetReport:
     lab = registry.resolve_lab(lab) if lab else None
     report = ResetReport()
     store = progress.store()
+    cluster_reachable: bool | None = None
     for exercise in registry.all_exercises(lab):
         hook = exercise.cleanup_fn
         if hook is None:
             continue
+        if exercise.needs_cluster:
+            # No cluster (or not the lab's): nothing there may be touched, and
+            # _reset_cluster says so once for the lab instead of once per exercise.
+            if cluster_reachable is None:
+                cluster_reachable = _cluster_reachable()
+            if not cluster_reachable:
+                continue
         done: list[object] = []
 
         def run_hook(
@@ -316,6 +324,14 @@ def reset(lab: str | None = None, include_images: bool = False) -> ResetReport:
     report.removed.extend(removed)
     report.problems.extend(f"{r.kind} {r.name}: {r.error}" for r in removed if r.error)
     return report
+
+
+def _cluster_reachable() -> bool:
+    try:
+        _bounded(kube.connect, 15)
+    except (kube.ClusterUnavailable, _Timeout):
+        return False
+    return True
 
 
 def _reset_cluster(lab: str | None, report: ResetReport) -> None:

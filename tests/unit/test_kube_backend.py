@@ -294,3 +294,18 @@ def test_reset_refuses_a_foreign_context_and_says_so(
     report = checkers.reset(LAB)
     assert not report.removed
     assert any("'work'" in p for p in report.problems)
+
+
+def test_reset_without_a_cluster_is_quiet_for_all_labs_and_plain_for_a_kube_lab(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch,
+) -> None:
+    """A Docker-only student has no cluster: `dockyard reset` must not fail over it."""
+    monkeypatch.setenv("KUBECONFIG", str(tmp_path / "absent"))
+    monkeypatch.setenv("DOCKER_HOST", "unix:///nonexistent.sock")
+    kube.forget()
+    everything = checkers.reset()
+    assert not [p for p in everything.problems if "Kubernetes" in p or "cluster" in p], \
+        everything.problems
+    one_lab = checkers.reset("07-deployment-patterns")
+    assert len(one_lab.problems) == 1, one_lab.problems
+    assert one_lab.problems[0].startswith("Kubernetes objects were not touched")
