@@ -335,7 +335,9 @@ class Cluster:
 
         method, url, headers, payload, _ = self.api.param_serialize(
             method, path, query_params=query or [],
-            header_params={"Accept": "application/json", "Content-Type": content_type},
+            # Logs are text/plain: a strict Accept could get a 406 from some servers.
+            header_params={"Accept": "*/*" if text else "application/json",
+                           "Content-Type": content_type},
             body=body, auth_settings=["BearerToken"],
         )
         response = self.api.call_api(
