@@ -4,7 +4,7 @@ The public API is re-exported here; lab modules (``checkers.isolation`` and frie
 are imported on first use of the registry, so ``import checkers`` stays cheap.
 """
 
-from checkers._core.context import CheckContext, SolveContext, SolveError, Unmet
+from checkers._core.context import CheckContext, SolveContext, SolveError, Unmet, deleting
 from checkers._core.model import (
     ERROR,
     FAIL,
@@ -43,6 +43,6 @@ __all__ = [
     "TIMEOUT",
     "CheckContext", "Exercise", "ResetReport", "RunError", "SelftestRow", "SolveContext",
     "SolveError", "SubResult", "Text", "UnknownExercise", "UnknownLab", "Unmet", "Verdict",
-    "all_exercises", "check", "cleanup", "get", "reset", "resolve_lab", "selftest_one",
+    "all_exercises", "check", "cleanup", "deleting", "get", "reset", "resolve_lab", "selftest_one",
     "setup", "solve",
 ]

@@ -25,10 +25,10 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any, TypeVar
 
-from checkers import CheckContext, Exercise, SolveContext, SolveError, Text, Unmet
+from checkers import CheckContext, Exercise, SolveContext, SolveError, Text, Unmet, deleting
 from kernel_helpers import kubernetes as kube
 from kernel_helpers import workspace
-from kernel_helpers.engine import Removal
+from kernel_helpers.kube_diagnosis import PULL_REASONS
 
 LAB = "07-deployment-patterns"
 NAMESPACE = kube.LAB_NAMESPACES[LAB]
@@ -41,7 +41,6 @@ VERSIONS = {V1: "1", V2: "2"}
 API_PORT = 8000
 REVISION = "deployment.kubernetes.io/revision"
 REVISION_HISTORY = "deployment.kubernetes.io/revision-history"
-PULL_REASONS = ("ImagePullBackOff", "ErrImagePull", "InvalidImageName", "ErrImageNeverPull")
 REPO_LAB_DIR = Path(__file__).resolve().parent.parent / "labs" / LAB
 
 # Exercises 1-2: one Deployment, updated in place.
@@ -568,14 +567,6 @@ def _reasons(**own: str) -> dict[str, str]:
     return {**KUBE_REASONS, **own}
 
 
-def _cleanup(*objects: tuple[str, str]) -> Callable[[SolveContext], list[Removal]]:
-    def cleanup(ctx: SolveContext) -> list[Removal]:
-        """``kubectl -n dockyard-deploy delete KIND NAME --ignore-not-found`` for each object."""
-        return ctx.delete(*objects)
-
-    return cleanup
-
-
 def strategy_verdict(deploy: Mapping[str, Any]) -> tuple[bool, dict[str, Any]]:
     """Whether a Deployment rolls with maxSurge 1 and maxUnavailable 0, and what it has.
 
@@ -835,7 +826,7 @@ def _solve_rolling(ctx: SolveContext) -> None:
     ctx.rollout(SHOP, timeout=180)
 
 
-rolling.cleanup(_cleanup(("Deployment", SHOP)))
+rolling.cleanup(deleting(("Deployment", SHOP)))
 
 
 # --- 2. A broken release, and `kubectl rollout undo` ----------------------------------------
@@ -988,7 +979,7 @@ def _solve_rollback(ctx: SolveContext) -> None:
     ctx.rollout(SHOP, timeout=180)
 
 
-rollback.cleanup(_cleanup(("Deployment", SHOP)))
+rollback.cleanup(deleting(("Deployment", SHOP)))
 
 
 # --- 3. Blue/green: one Service switched in one step, and back ------------------------------
@@ -1232,7 +1223,7 @@ def _solve_blue_green(ctx: SolveContext) -> None:
     _wait(ctx, "Pod", finished, TRAFFIC_REQUESTS * 0.3 + 60, "the traffic pod to finish")
 
 
-blue_green.cleanup(_cleanup(("Pod", TRAFFIC), ("Service", FRONT), ("Deployment", BLUE),
+blue_green.cleanup(deleting(("Pod", TRAFFIC), ("Service", FRONT), ("Deployment", BLUE),
                             ("Deployment", GREEN)))
 
 
@@ -1385,4 +1376,4 @@ def _solve_canary(ctx: SolveContext) -> None:
     _wait_backends(ctx, ALL, three_to_one, 120, f"Service {ALL} to reach 3 stable + 1 canary pods")
 
 
-canary.cleanup(_cleanup(("Deployment", STABLE), ("Deployment", CANARY), ("Service", ALL)))
+canary.cleanup(deleting(("Deployment", STABLE), ("Deployment", CANARY), ("Service", ALL)))

@@ -30,10 +30,9 @@ from pathlib import Path
 from typing import Any
 from urllib.parse import urlsplit
 
-from checkers import CheckContext, Exercise, SolveContext, SolveError, Text, Unmet
+from checkers import CheckContext, Exercise, SolveContext, SolveError, Text, Unmet, deleting
 from kernel_helpers import kubernetes as kube
 from kernel_helpers import manifests, workspace
-from kernel_helpers.engine import Removal
 from kernel_helpers.kube_diagnosis import diagnose_service
 
 LAB = "06-kubernetes"
@@ -446,23 +445,6 @@ def _wait_endpoints(ctx: SolveContext, service: str, timeout: float = 60) -> Non
         raise SolveError(str(exc)) from None
 
 
-def _deleting(*objects: tuple[str, str]) -> Callable[[SolveContext], list[Removal]]:
-    """A cleanup that deletes ``objects`` by name in the lab's namespace.
-
-    With no reachable cluster (or the wrong context) there is nothing it may touch;
-    ``dockyard reset`` reports that once, for the whole lab.
-    """
-
-    def cleanup(ctx: SolveContext) -> list[Removal]:
-        try:
-            ctx.cluster  # noqa: B018 - connects, or says why not
-        except kube.ClusterUnavailable:
-            return []
-        return ctx.delete(*objects)
-
-    return cleanup
-
-
 # --- 3. the exercises ----------------------------------------------------------------------------
 
 # --- 3.1 A Deployment with three replicas ---
@@ -533,7 +515,7 @@ def _solve_deployment(ctx: SolveContext) -> None:
     _apply_web(ctx, WEB_REPLICAS)
 
 
-deployment.cleanup(_deleting(("Deployment", WEB)))
+deployment.cleanup(deleting(("Deployment", WEB)))
 
 
 # --- 3.2 Pods spread across the worker nodes ---
@@ -655,7 +637,7 @@ def _solve_spread(ctx: SolveContext) -> None:
     _apply_web(ctx, WEB_REPLICAS)
 
 
-spread.cleanup(_deleting(("Deployment", WEB)))
+spread.cleanup(deleting(("Deployment", WEB)))
 
 
 # --- 3.3 Scale up, then down ---
@@ -752,7 +734,7 @@ def _solve_scale(ctx: SolveContext) -> None:
     _apply_web(ctx, SCALE_DOWN)
 
 
-scale.cleanup(_deleting(("Deployment", WEB)))
+scale.cleanup(deleting(("Deployment", WEB)))
 
 
 # --- 3.4 Self-healing ---
@@ -945,7 +927,7 @@ def _solve_healing(ctx: SolveContext) -> None:
     ctx.rollout(WEB, timeout=ROLLOUT_TIMEOUT)
 
 
-healing.cleanup(_deleting(("Deployment", WEB)))
+healing.cleanup(deleting(("Deployment", WEB)))
 
 
 # --- 3.5 A Service, reached by its DNS name ---
@@ -1133,7 +1115,7 @@ def _probe_answered(ctx: SolveContext) -> bool:
         raise
 
 
-service.cleanup(_deleting(("Pod", PROBE), ("Service", WEB)))
+service.cleanup(deleting(("Pod", PROBE), ("Service", WEB)))
 
 
 # --- 3.6 Labels and selectors: a Service that selects nothing ---
@@ -1214,7 +1196,7 @@ def _solve_selectors(ctx: SolveContext) -> None:
     _wait_endpoints(ctx, BROKEN)
 
 
-selectors.cleanup(_deleting(("Service", BROKEN)))
+selectors.cleanup(deleting(("Service", BROKEN)))
 
 
 # --- 3.7 A ConfigMap as env and as a file ---
@@ -1332,7 +1314,7 @@ def _solve_greeter(ctx: SolveContext) -> None:
 
 
 config.solve(_solve_greeter)
-config.cleanup(_deleting(("Deployment", GREETER), ("ConfigMap", CONFIG)))
+config.cleanup(deleting(("Deployment", GREETER), ("ConfigMap", CONFIG)))
 
 
 # --- 3.8 A Secret, and why it is not encryption ---
@@ -1395,7 +1377,7 @@ def _check_secret(ctx: CheckContext) -> None:
 
 
 secret.solve(_solve_greeter)
-secret.cleanup(_deleting(("Deployment", GREETER), ("Secret", SECRET)))
+secret.cleanup(deleting(("Deployment", GREETER), ("Secret", SECRET)))
 
 
 # --- 3.9 Readiness and liveness probes ---
@@ -1472,7 +1454,7 @@ def _solve_probes(ctx: SolveContext) -> None:
     _apply_web(ctx)
 
 
-probes.cleanup(_deleting(("Deployment", WEB)))
+probes.cleanup(deleting(("Deployment", WEB)))
 
 
 # --- 3.10 Requests, limits, and a pod that fits nowhere ---
@@ -1615,7 +1597,7 @@ def _solve_resources(ctx: SolveContext) -> None:
         raise SolveError(str(exc)) from None
 
 
-resources.cleanup(_deleting(("Deployment", GREEDY), ("Deployment", WEB)))
+resources.cleanup(deleting(("Deployment", GREEDY), ("Deployment", WEB)))
 
 
 # --- 3.11 A manifest file, graded offline ---

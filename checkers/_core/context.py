@@ -9,6 +9,7 @@ from __future__ import annotations
 
 import contextlib
 from collections import OrderedDict
+from collections.abc import Callable
 from dataclasses import dataclass, field
 from datetime import datetime
 from typing import TYPE_CHECKING, Any
@@ -287,6 +288,24 @@ class SolveContext(_Base):
         """Remove ``name`` only if it is labelled for this lab or was graded here."""
         with contextlib.suppress(SolveError):  # not ours: leave it
             self.free_name(name)
+
+
+def deleting(*objects: tuple[str, str]) -> Callable[[SolveContext], list[eng.Removal]]:
+    """A cleanup handler: ``kubectl -n NAMESPACE delete KIND NAME --ignore-not-found``.
+
+    Deletes ``(kind, name)`` objects in the lab's namespace. With no reachable cluster
+    (or not the lab's context) there is nothing it may touch, so it returns nothing;
+    ``dockyard reset`` says that once for the whole lab.
+    """
+
+    def cleanup(ctx: SolveContext) -> list[eng.Removal]:
+        try:
+            ctx.cluster  # noqa: B018 - connects, or says why not
+        except kube.ClusterUnavailable:
+            return []
+        return ctx.delete(*objects)
+
+    return cleanup
 
 
 def image_missing_message(image: str) -> str:
